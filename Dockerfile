@@ -1,0 +1,34 @@
+# syntax=docker/dockerfile:1
+# Parley: self-hosted real-time AI chat server (Django + Channels, served by daphne).
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Unprivileged user that runs the server.
+RUN groupadd --system parley \
+    && useradd --system --gid parley --home-dir /app --no-create-home parley \
+    && chown parley:parley /app
+
+# Dependencies first, so this layer is cached while only the code changes.
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY --chown=parley:parley . .
+
+USER parley
+
+# Collect static files (widget.js, admin) into the image. Development mode is
+# used only for this step so that no SECRET_KEY is needed at build time.
+RUN PARLEY_ENV=development python manage.py collectstatic --noinput
+
+EXPOSE 8000
+
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
+
+# `serve` is daphne with the settings' frame-size limit (CHAT_MAX_FRAME_BYTES) and proxy headers.
+CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]

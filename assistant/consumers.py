@@ -1,0 +1,339 @@
+"""The `/ws/chat/` websocket: protocol handling only.
+
+Lifecycle (`connect`, `disconnect`), then `receive` dispatching to `handle_<type>`, then the
+channel-layer handlers. Work goes to services (one database unit each) and to the reply task
+in `streaming`, so the receive loop is never blocked by a reply: `stop` and `ping` are answered
+while it streams. See docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from assistant import protocol, services
+from assistant.access import client_ip, header, origin_allowed, verify_identity
+from assistant.groups import session_group
+from assistant.models import ChatSession
+from assistant.protocol import ClientError
+from assistant.ratelimit import TokenBucket, connections, ip_window_take
+from assistant.selectors import iso
+from assistant.streaming import Frame, ReplyJob, publish, registry
+
+logger = logging.getLogger(__name__)
+
+_ip_window_take = sync_to_async(ip_window_take, thread_sensitive=False)
+_session_open = database_sync_to_async(services.session_open)
+_turn_begin = database_sync_to_async(services.turn_begin)
+_feedback_upsert = database_sync_to_async(services.feedback_upsert)
+_session_rate = database_sync_to_async(services.session_rate)
+_session_end = database_sync_to_async(services.session_end)
+_event_record = database_sync_to_async(services.event_record)
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    """One visitor connection to one chat session."""
+
+    session: ChatSession | None = None
+    group: str | None = None
+    ip: str = "unknown"
+    counted = False
+
+    # --- lifecycle -------------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Refuse disallowed origins (4403) and IPs over the connection limit (4429)."""
+        self.ip = client_ip(self.scope)
+        # Accept first so the close code reaches the browser (a rejected handshake shows as 1006).
+        if not origin_allowed(self.scope):
+            logger.info("Refused websocket from origin %r", header(self.scope, b"origin"))
+            await self.accept()
+            await self.close(code=protocol.CLOSE_REFUSED)
+            return
+        if not connections.acquire(self.ip, settings.MAX_CONNECTIONS_PER_IP):
+            await self.accept()
+            await self.close(code=protocol.CLOSE_TOO_MANY_CONNECTIONS)
+            return
+        self.counted = True
+        self.streams: dict[int, int] = {}
+        self.awaiting_snapshot: dict[int, list[Frame]] = {}
+        self.message_bucket = TokenBucket(
+            per_minute=settings.CHAT_RATE_LIMIT_PER_MINUTE, burst=settings.CHAT_RATE_LIMIT_BURST
+        )
+        self.frame_bucket = TokenBucket(
+            per_minute=settings.CHAT_FRAME_RATE_LIMIT_PER_MINUTE,
+            burst=max(10, settings.CHAT_FRAME_RATE_LIMIT_PER_MINUTE // 10),
+        )
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        """Leave the group; a reply in progress carries on and is stored."""
+        if self.counted:
+            connections.release(self.ip)
+            self.counted = False
+        if self.group is not None:
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Validate one frame and dispatch it to `handle_<type>`; errors become error frames."""
+        try:
+            if text_data is None:
+                raise ClientError(protocol.INVALID_FRAME, "Binary frames are not supported; send JSON text frames.")
+            if len(text_data) > settings.CHAT_MAX_FRAME_BYTES // 4 and (
+                len(text_data.encode()) > settings.CHAT_MAX_FRAME_BYTES
+            ):
+                # daphne refuses these before buffering them (project.websocket_limits); this
+                # guards other ASGI servers.
+                await self.close(code=protocol.CLOSE_FRAME_TOO_BIG)
+                return
+            if self.frame_bucket.take() is not None:
+                raise ClientError(protocol.RATE_LIMITED, "Too many frames; slow down.", retry_after=1.0)
+            frame = protocol.decode_frame(text_data)
+            frame_type = frame["type"]
+            if self.session is None and frame_type not in {"hello", "ping"}:
+                raise ClientError(protocol.HELLO_REQUIRED, "Send 'hello' before any other frame.")
+            await getattr(self, "handle_" + frame_type)(frame)
+        except ClientError as error:
+            await self.send_frame(dict(error.frame()))
+        except Exception:
+            logger.exception("Unhandled error in chat consumer")
+            await self.send_frame(
+                {"type": "error", "code": protocol.INTERNAL_ERROR, "detail": "Something went wrong on our side."}
+            )
+
+    async def send_frame(self, frame: Frame) -> None:
+        """Send one JSON frame to this connection."""
+        await self.send(text_data=json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+
+    # --- client frames ---------------------------------------------------------------------
+    async def handle_hello(self, frame: dict[str, Any]) -> None:
+        """Create or resume the session, join its group, send `welcome` with the history."""
+        if self.session is not None:
+            raise ClientError(protocol.INVALID_FRAME, "'hello' was already received on this connection.")
+        identity = verify_identity(frame.get("identity"))
+        if settings.WIDGET_IDENTITY_REQUIRED and identity is None:
+            await self.close(code=protocol.CLOSE_REFUSED)
+            return
+        if frame.get("token") and not frame.get("session_id"):
+            raise ClientError(protocol.INVALID_FIELD, "'token' needs 'session_id'.", field="session_id")
+        page = frame.get("page") or {}
+        context = services.PageContext(
+            url=page.get("url", ""),
+            title=page.get("title", ""),
+            referrer=page.get("referrer", ""),
+            locale=frame.get("locale", ""),
+            user_agent=header(self.scope, b"user-agent") or "",
+        )
+        group = session_group(frame["session_id"]) if _is_uuid(frame.get("session_id")) else None
+        if group is not None:
+            # Join before reading history, so nothing published in between is missed.
+            await self.channel_layer.group_add(group, self.channel_name)
+        try:
+            opened = await _session_open(
+                session_id=frame.get("session_id"),
+                token=frame.get("token"),
+                last_seq=frame.get("last_seq", 0),
+                identity=identity,
+                page=context,
+            )
+        except ClientError:
+            if group is not None:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            raise
+        self.session = opened.session
+        self.group = session_group(opened.session.public_id)
+        if group is None:
+            await self.channel_layer.group_add(self.group, self.channel_name)
+        welcome: dict[str, Any] = {
+            "type": "welcome",
+            "session_id": str(opened.session.public_id),
+            "status": opened.session.status,
+            "title": opened.session.title,
+            "history": opened.history,
+            "history_truncated": opened.history_truncated,
+            "config": {
+                "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+                "quick_replies": list(settings.ASSISTANT_QUICK_REPLIES),
+                "greeting": settings.ASSISTANT_GREETING,
+            },
+        }
+        if opened.token is not None:
+            welcome["token"] = opened.token
+        await self.send_frame(welcome)
+        for item in opened.streaming:
+            # The stored text is a checkpoint; ask the generating process for the rest.
+            self.streams[item["seq"]] = len(item["text"])
+            await self._request_snapshot(item["seq"], [])
+
+    async def handle_message(self, frame: dict[str, Any]) -> None:
+        """Store the visitor message (then `ack`) and start the reply task."""
+        assert self.session is not None and self.group is not None
+        text: str = frame["text"]
+        client_id: str = frame["client_id"]
+        if not text.strip():
+            raise ClientError(protocol.EMPTY_MESSAGE, "The message is empty.", client_id=client_id)
+        limit = settings.CHAT_MAX_MESSAGE_CHARS
+        if len(text) > limit:
+            raise ClientError(
+                protocol.MESSAGE_TOO_LONG,
+                f"The message is {len(text)} characters; the limit is {limit}.",
+                client_id=client_id,
+            )
+        wait = self.message_bucket.take()
+        if wait is None:
+            wait = await _ip_window_take(self.ip, settings.CHAT_IP_RATE_LIMIT_PER_MINUTE)
+        if wait is not None:
+            raise ClientError(
+                protocol.RATE_LIMITED, "You are sending messages too quickly.", retry_after=wait, client_id=client_id
+            )
+        turn = await _turn_begin(session=self.session, text=text, client_id=client_id)
+        user = turn.user_message
+        await self.send_frame(
+            {
+                "type": "ack",
+                "client_id": client_id,
+                "seq": user.seq,
+                "message_id": str(user.public_id),
+                "created_at": iso(user.created_at),
+            }
+        )
+        if turn.duplicate or turn.assistant_message is None:
+            return
+        announce = dict(services.live_message(user), type="message", _others=True)
+        self.streams[turn.assistant_message.seq] = 0
+        registry.start(
+            ReplyJob(
+                session_pk=self.session.pk,
+                group=self.group,
+                user_message=user,
+                assistant_message=turn.assistant_message,
+                history=turn.history,
+                locale=self.session.locale,
+                announce=[announce],
+                origin=self.channel_name,
+            )
+        )
+
+    async def handle_stop(self, frame: dict[str, Any]) -> None:
+        """Stop the reply being generated, in this process or another; idempotent."""
+        assert self.session is not None and self.group is not None
+        if not registry.stop(self.session.pk):
+            await self.channel_layer.group_send(self.group, {"type": "chat.stop", "session_pk": self.session.pk})
+
+    async def handle_feedback(self, frame: dict[str, Any]) -> None:
+        """Upsert thumbs up/down on an assistant reply; every tab sees `feedback.ack`."""
+        assert self.session is not None and self.group is not None
+        feedback = await _feedback_upsert(
+            session=self.session,
+            message_id=frame["message_id"],
+            rating=frame["rating"],
+            reason=frame.get("reason", ""),
+            comment=frame.get("comment", ""),
+        )
+        ack = {"type": "feedback.ack", "message_id": frame["message_id"], "rating": feedback.rating}
+        await self.send_frame(ack)
+        await publish(self.group, [dict(ack, _others=True)], origin=self.channel_name)
+
+    async def handle_rating(self, frame: dict[str, Any]) -> None:
+        """Store the end-of-chat survey."""
+        assert self.session is not None
+        await _session_rate(
+            session=self.session, score=frame["score"], resolved=frame.get("resolved"), comment=frame.get("comment", "")
+        )
+        await self.send_frame({"type": "rating.ack"})
+
+    async def handle_event(self, frame: dict[str, Any]) -> None:
+        """Record a visitor action (no reply frame: events are fire-and-forget for the widget)."""
+        assert self.session is not None
+        await _event_record(session=self.session, name=frame["name"], data=frame.get("data") or {})
+
+    async def handle_end(self, frame: dict[str, Any]) -> None:
+        """Close the session; every tab gets `ended`."""
+        assert self.session is not None and self.group is not None
+        await _session_end(session=self.session)
+        await publish(self.group, [{"type": "ended"}])
+
+    async def handle_ping(self, frame: dict[str, Any]) -> None:
+        """Keep-alive."""
+        await self.send_frame({"type": "pong"})
+
+    # --- channel layer ---------------------------------------------------------------------
+    async def chat_frames(self, event: dict[str, Any]) -> None:
+        """Frames published to the session group: forward them, filling stream gaps."""
+        from_self = event.get("origin") == self.channel_name
+        for frame in event["frames"]:
+            if frame.get("_others") and from_self:
+                continue
+            kind = frame["type"]
+            if kind == "reply.start":
+                self.streams.setdefault(frame["seq"], 0)
+            elif kind == "reply.delta":
+                seq = frame["seq"]
+                if seq in self.awaiting_snapshot:
+                    self.awaiting_snapshot[seq].append(frame)
+                elif frame["_offset"] > self.streams.get(seq, 0):
+                    await self._request_snapshot(seq, [frame])  # a layer message was lost
+                else:
+                    await self._send_delta(seq, frame["_offset"], frame["text"])
+                continue
+            elif kind == "reply.end":
+                seq = frame["seq"]
+                self.awaiting_snapshot.pop(seq, None)
+                await self._send_delta(seq, 0, frame["_text"])
+                self.streams.pop(seq, None)
+            await self.send_frame({key: value for key, value in frame.items() if not key.startswith("_")})
+
+    async def chat_stop(self, event: dict[str, Any]) -> None:
+        """Another process asked this session's reply to stop."""
+        registry.stop(event["session_pk"])
+
+    async def chat_snapshot_request(self, event: dict[str, Any]) -> None:
+        """A connection joined mid-reply: if this process generates it, send the text so far."""
+        if self.session is None:
+            return
+        job = registry.get(self.session.pk)
+        if job is not None and job.seq == event["seq"]:
+            await self.channel_layer.send(event["reply_channel"], job.snapshot_frame())
+
+    async def chat_snapshot(self, event: dict[str, Any]) -> None:
+        """The text so far of a reply this connection joined mid-stream."""
+        seq = event["seq"]
+        buffered = self.awaiting_snapshot.pop(seq, None)
+        if buffered is None:
+            return
+        await self._send_delta(seq, 0, event["text"])
+        for frame in buffered:
+            await self._send_delta(seq, frame["_offset"], frame["text"])
+
+    async def _request_snapshot(self, seq: int, buffered: list[Frame]) -> None:
+        """Hold this reply's deltas until its generating process sends the text so far."""
+        assert self.group is not None
+        self.awaiting_snapshot[seq] = buffered
+        await self.channel_layer.group_send(
+            self.group, {"type": "chat.snapshot_request", "seq": seq, "reply_channel": self.channel_name}
+        )
+
+    async def _send_delta(self, seq: int, offset: int, text: str) -> None:
+        """Send the part of `text` (starting at `offset` of the reply) this client lacks."""
+        position = self.streams.get(seq, 0)
+        end = offset + len(text)
+        if offset > position or end <= position:
+            return  # a gap (filled later by the snapshot or reply.end) or already sent
+        self.streams[seq] = end
+        await self.send_frame({"type": "reply.delta", "seq": seq, "text": text[position - offset :]})
+
+
+def _is_uuid(value: object) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,65 @@
+"""`python manage.py serve`: run Parley under daphne with the settings' host, port and limits."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import daphne.server
+from channels.routing import get_default_application
+from daphne.endpoints import build_endpoint_description_strings
+from daphne.server import Server
+from daphne.ws_protocol import WebSocketFactory
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandParser
+
+logger = logging.getLogger(__name__)
+
+
+class CloseFrameWebSocketFactory(WebSocketFactory):
+    """daphne's factory, but a frame over the size limit gets a 1009 close frame.
+
+    autobahn's default (`failByDrop`) drops the TCP connection instead, which browsers report
+    as 1006 and which tells the client nothing. The oversized payload is still never buffered.
+    """
+
+    def setProtocolOptions(self, **options: Any) -> None:
+        options.setdefault("failByDrop", False)
+        super().setProtocolOptions(**options)
+
+
+class Command(BaseCommand):
+    help = "Serve HTTP and websockets with daphne (HOST, PORT, CHAT_MAX_FRAME_BYTES, TRUST_PROXY_HEADERS)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default=None, help="Interface to bind (default: HOST).")
+        parser.add_argument("--port", type=int, default=None, help="Port to bind (default: PORT).")
+        parser.add_argument(
+            "--proxy-headers",
+            action="store_true",
+            default=None,
+            help="Trust X-Forwarded-For/-Proto from a reverse proxy (default: TRUST_PROXY_HEADERS).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        host = options["host"] or settings.HOST
+        port = options["port"] or settings.PORT
+        proxy = settings.TRUST_PROXY_HEADERS if options["proxy_headers"] is None else options["proxy_headers"]
+        logger.info(
+            "Parley listening on http://%s:%s (database: %s, channel layer: %s)",
+            host,
+            port,
+            settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
+            settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
+        )
+        daphne.server.WebSocketFactory = CloseFrameWebSocketFactory  # type: ignore[misc]
+        Server(
+            application=get_default_application(),
+            endpoints=build_endpoint_description_strings(host=host, port=port),
+            websocket_max_message_size=settings.DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE,
+            websocket_max_frame_size=settings.DAPHNE_WEBSOCKET_MAX_FRAME_SIZE,
+            proxy_forwarded_address_header="X-Forwarded-For" if proxy else None,
+            proxy_forwarded_port_header="X-Forwarded-Port" if proxy else None,
+            proxy_forwarded_proto_header="X-Forwarded-Proto" if proxy else None,
+            verbosity=1,
+        ).run()

@@ -1,0 +1,176 @@
+"""Chat sessions, their messages, and what visitors say about them.
+
+Public identifiers are UUIDs (`public_id`); integer primary keys stay internal so that foreign
+keys and analytics joins stay narrow, and nothing sequential is exposed to visitors.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class ChatSession(models.Model):
+    """One visitor conversation, resumable from any tab or server process with its token."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        CLOSED = "closed", "Closed"
+
+    class UserType(models.TextChoices):
+        ANONYMOUS = "anonymous", "Anonymous"
+        CLIENT = "client", "Client"
+        PROVIDER = "provider", "Provider"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    token_hash = models.CharField(max_length=64, editable=False, help_text="SHA-256 of the resume token.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    title = models.CharField(max_length=120, blank=True, help_text="From the first visitor message.")
+    last_seq = models.PositiveIntegerField(default=0, help_text="Highest message seq allocated so far.")
+
+    user_type = models.CharField(max_length=16, choices=UserType.choices, default=UserType.ANONYMOUS)
+    external_user_id = models.CharField(max_length=255, blank=True)
+    external_user_name = models.CharField(max_length=255, blank=True)
+    external_user_email = models.EmailField(max_length=254, blank=True)
+
+    page_url = models.URLField(max_length=2000, blank=True)
+    page_title = models.CharField(max_length=500, blank=True)
+    referrer = models.URLField(max_length=2000, blank=True)
+    locale = models.CharField(max_length=35, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_seen_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["created_at"], name="chatsession_created_idx"),
+            models.Index(fields=["status", "last_seen_at"], name="chatsession_status_seen_idx"),
+            models.Index(fields=["user_type", "created_at"], name="chatsession_usertype_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"Chat {str(self.public_id)[:8]} (no messages yet)"
+
+
+class ChatMessage(models.Model):
+    """One message in a session; `seq` orders a session's messages 1, 2, 3…"""
+
+    class Role(models.TextChoices):
+        USER = "user", "Visitor"
+        ASSISTANT = "assistant", "Assistant"
+        AGENT = "agent", "Agent"
+        SYSTEM = "system", "System"
+
+    class Status(models.TextChoices):
+        COMPLETE = "complete", "Complete"
+        STREAMING = "streaming", "Streaming"
+        STOPPED = "stopped", "Stopped"
+        INTERRUPTED = "interrupted", "Interrupted"
+        FAILED = "failed", "Failed"
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    seq = models.PositiveIntegerField()
+    role = models.CharField(max_length=16, choices=Role.choices)
+    text = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    # NULL, not "", for "no client id": the partial unique constraint must ignore those rows.
+    client_id = models.CharField(max_length=64, null=True, blank=True, help_text="Visitor's idempotency key.")  # noqa: DJ001
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
+
+    provider = models.CharField(max_length=32, blank=True)
+    model = models.CharField(max_length=128, blank=True)
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token.")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to the whole reply.")
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cached = models.BooleanField(default=False, help_text="Served from the response cache.")
+    error_code = models.CharField(max_length=48, blank=True)
+    knowledge_sections = models.JSONField(default=list, blank=True, help_text="Sections the reply used.")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True, help_text="Last write; a streaming reply's heartbeat.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["session_id", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "seq"], name="chatmessage_session_seq_uniq"),
+            models.UniqueConstraint(
+                fields=["session", "client_id"],
+                condition=Q(client_id__isnull=False),
+                name="chatmessage_session_client_id_uniq",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], name="chatmessage_created_idx"),
+            models.Index(fields=["role", "created_at"], name="chatmessage_role_created_idx"),
+            models.Index(fields=["session", "status"], name="chatmessage_session_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.role}: {self.text[:60]}"
+
+
+class Feedback(models.Model):
+    """A visitor's thumbs up or down on one assistant reply; updating replaces it."""
+
+    class Rating(models.TextChoices):
+        UP = "up", "Thumbs up"
+        DOWN = "down", "Thumbs down"
+
+    message = models.OneToOneField(ChatMessage, on_delete=models.CASCADE, related_name="feedback")
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="feedback")
+    rating = models.CharField(max_length=8, choices=Rating.choices)
+    reason = models.CharField(max_length=100, blank=True)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "feedback"
+        indexes = [models.Index(fields=["created_at"], name="feedback_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.rating} on message #{self.message.seq}"
+
+
+class SessionRating(models.Model):
+    """The end-of-chat survey: a 1–5 score and whether the problem was solved."""
+
+    session = models.OneToOneField(ChatSession, on_delete=models.CASCADE, related_name="rating")
+    score = models.PositiveSmallIntegerField()
+    resolved = models.BooleanField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(score__gte=1) & Q(score__lte=5), name="sessionrating_score_1_to_5"),
+        ]
+        indexes = [models.Index(fields=["created_at"], name="sessionrating_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.score}/5 for {self.session}"
+
+
+class ChatEvent(models.Model):
+    """A visitor action reported by the widget (link click, quick reply, widget open…)."""
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="events")
+    name = models.CharField(max_length=64)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["name", "created_at"], name="chatevent_name_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name} in {self.session}"

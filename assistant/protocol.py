@@ -1,0 +1,302 @@
+"""The `/ws/chat/` wire protocol: frame shapes, error codes and validation of client frames.
+
+Names here are the public contract documented in docs/protocol.md: extend, never rename.
+Validation is strict (unknown fields are refused) so that a client bug surfaces as a precise
+error frame instead of a silently ignored field.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal, NotRequired, TypedDict
+
+# --- Error codes ----------------------------------------------------------------------------
+INVALID_JSON = "invalid_json"
+INVALID_FRAME = "invalid_frame"
+UNKNOWN_TYPE = "unknown_type"
+INVALID_FIELD = "invalid_field"
+HELLO_REQUIRED = "hello_required"
+EMPTY_MESSAGE = "empty_message"
+MESSAGE_TOO_LONG = "message_too_long"
+RATE_LIMITED = "rate_limited"
+REPLY_IN_PROGRESS = "reply_in_progress"
+SESSION_NOT_FOUND = "session_not_found"
+NOT_FOUND = "not_found"
+PROVIDER_UNAVAILABLE = "provider_unavailable"
+REPLY_TIMEOUT = "reply_timeout"
+INTERNAL_ERROR = "internal_error"
+
+# --- Close codes ----------------------------------------------------------------------------
+CLOSE_FRAME_TOO_BIG = 1009
+CLOSE_REFUSED = 4403
+CLOSE_TOO_MANY_CONNECTIONS = 4429
+
+MessageStatus = Literal["complete", "streaming", "stopped", "interrupted", "failed"]
+
+
+class ClientError(Exception):
+    """A problem with what the client sent; the consumer turns it into one `error` frame."""
+
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        retry_after: float | None = None,
+        client_id: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.retry_after = retry_after
+        self.client_id = client_id
+        self.field = field
+
+    def frame(self) -> ErrorFrame:
+        """The `error` frame sent to the client."""
+        frame: ErrorFrame = {"type": "error", "code": self.code, "detail": self.detail}
+        if self.retry_after is not None:
+            frame["retry_after"] = round(self.retry_after, 1)
+        if self.client_id is not None:
+            frame["client_id"] = self.client_id
+        if self.field is not None:
+            frame["field"] = self.field
+        return frame
+
+
+# --- Server → client frames -----------------------------------------------------------------
+class ErrorFrame(TypedDict):
+    type: Literal["error"]
+    code: str
+    detail: str
+    retry_after: NotRequired[float]
+    client_id: NotRequired[str]
+    field: NotRequired[str]
+
+
+class FeedbackState(TypedDict):
+    rating: str
+    reason: str
+    comment: str
+
+
+class HistoryMessage(TypedDict):
+    seq: int
+    message_id: str
+    role: str
+    text: str
+    status: MessageStatus
+    created_at: str
+    client_id: NotRequired[str]
+    feedback: NotRequired[FeedbackState]
+    reply_to: NotRequired[int]
+
+
+class WelcomeConfig(TypedDict):
+    max_chars: int
+    quick_replies: list[str]
+    greeting: str
+
+
+class WelcomeFrame(TypedDict):
+    type: Literal["welcome"]
+    session_id: str
+    token: NotRequired[str]
+    status: str
+    title: str
+    history: list[HistoryMessage]
+    history_truncated: bool
+    config: WelcomeConfig
+
+
+class AckFrame(TypedDict):
+    type: Literal["ack"]
+    client_id: str
+    seq: int
+    message_id: str
+    created_at: str
+
+
+class ReplyStartFrame(TypedDict):
+    type: Literal["reply.start"]
+    seq: int
+    message_id: str
+    reply_to: int
+
+
+class ReplyDeltaFrame(TypedDict):
+    type: Literal["reply.delta"]
+    seq: int
+    text: str
+
+
+class Usage(TypedDict):
+    input_tokens: int | None
+    output_tokens: int | None
+
+
+class ReplyEndFrame(TypedDict):
+    type: Literal["reply.end"]
+    seq: int
+    message_id: str
+    status: MessageStatus
+    provider: str
+    model: str
+    ttft_ms: int | None
+    duration_ms: int
+    usage: Usage
+    cached: bool
+    sources: list[dict[str, Any]]
+    error: NotRequired[str]
+
+
+# --- Client → server frames (validated) -----------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One allowed field of a client frame."""
+
+    kind: type | tuple[type, ...]
+    required: bool = False
+    max_length: int | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    choices: tuple[str, ...] | None = None
+
+
+_PAGE_FIELDS = {
+    "url": Field(str, max_length=2000),
+    "title": Field(str, max_length=500),
+    "referrer": Field(str, max_length=2000),
+}
+_IDENTITY_FIELDS = {
+    "user_id": Field(str, required=True, max_length=255),
+    "name": Field(str, max_length=255),
+    "email": Field(str, max_length=254),
+    "user_type": Field(str, choices=("client", "provider")),
+    "signature": Field(str, max_length=128),
+}
+
+FRAME_FIELDS: dict[str, dict[str, Field]] = {
+    "hello": {
+        "session_id": Field(str, max_length=36),
+        "token": Field(str, max_length=128),
+        "last_seq": Field(int, minimum=0),
+        "identity": Field(dict),
+        "page": Field(dict),
+        "locale": Field(str, max_length=35),
+    },
+    "message": {
+        # The text limit is a setting, checked by the consumer with its own error codes.
+        "text": Field(str, required=True),
+        "client_id": Field(str, required=True, max_length=64),
+    },
+    "stop": {},
+    "feedback": {
+        "message_id": Field(str, required=True, max_length=36),
+        "rating": Field(str, required=True, choices=("up", "down")),
+        "reason": Field(str, max_length=100),
+        "comment": Field(str, max_length=2000),
+    },
+    "rating": {
+        "score": Field(int, required=True, minimum=1, maximum=5),
+        "resolved": Field(bool),
+        "comment": Field(str, max_length=2000),
+    },
+    "event": {
+        "name": Field(str, required=True, max_length=64),
+        "data": Field(dict),
+    },
+    "end": {},
+    "ping": {},
+}
+NESTED_FIELDS: dict[tuple[str, str], dict[str, Field]] = {
+    ("hello", "page"): _PAGE_FIELDS,
+    ("hello", "identity"): _IDENTITY_FIELDS,
+}
+MAX_EVENT_DATA_BYTES = 4096
+
+
+def decode_frame(text: str) -> dict[str, Any]:
+    """Parse one text frame into a validated client frame, or raise ClientError."""
+    try:
+        frame = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ClientError(INVALID_JSON, f"Frame is not valid JSON: {exc}") from None
+    if not isinstance(frame, dict):
+        raise ClientError(INVALID_FRAME, f"Frame must be a JSON object, got {_json_kind(frame)}.")
+    frame_type = frame.get("type")
+    if frame_type is None:
+        raise ClientError(INVALID_FRAME, "Frame has no 'type' field.", field="type")
+    if not isinstance(frame_type, str):
+        raise ClientError(INVALID_FRAME, "'type' must be a string.", field="type")
+    fields = FRAME_FIELDS.get(frame_type)
+    if fields is None:
+        known = ", ".join(sorted(FRAME_FIELDS))
+        raise ClientError(UNKNOWN_TYPE, f"Unknown frame type {frame_type[:40]!r}; expected one of: {known}.")
+    body = {key: value for key, value in frame.items() if key != "type"}
+    _validate(frame_type, body, fields, prefix="")
+    for (owner, name), nested in NESTED_FIELDS.items():
+        if owner == frame_type and body.get(name) is not None:
+            _validate(frame_type, body[name], nested, prefix=f"{name}.")
+    data = body.get("data") if frame_type == "event" else None
+    if data is not None and len(json.dumps(data)) > MAX_EVENT_DATA_BYTES:
+        raise ClientError(INVALID_FIELD, f"'data' must be at most {MAX_EVENT_DATA_BYTES} bytes of JSON.", field="data")
+    body["type"] = frame_type
+    return body
+
+
+def _validate(frame_type: str, body: dict[str, Any], fields: dict[str, Field], *, prefix: str) -> None:
+    for name in body:
+        if name not in fields:
+            allowed = ", ".join(sorted(fields)) or "no fields"
+            raise ClientError(
+                INVALID_FIELD,
+                f"Unknown field '{prefix}{name[:40]}' in '{frame_type}'; allowed: {allowed}.",
+                field=f"{prefix}{name[:40]}",
+            )
+    for name, spec in fields.items():
+        label = f"{prefix}{name}"
+        if name not in body or body[name] is None:
+            if spec.required:
+                raise ClientError(INVALID_FIELD, f"'{label}' is required in '{frame_type}'.", field=label)
+            body.pop(name, None)
+            continue
+        value = body[name]
+        # bool is an int subclass in Python; JSON true is not a number.
+        if not isinstance(value, spec.kind) or (spec.kind is int and isinstance(value, bool)):
+            raise ClientError(
+                INVALID_FIELD, f"'{label}' must be {_kind_name(spec.kind)}, got {_json_kind(value)}.", field=label
+            )
+        if spec.max_length is not None and len(value) > spec.max_length:
+            raise ClientError(INVALID_FIELD, f"'{label}' must be at most {spec.max_length} characters.", field=label)
+        if spec.minimum is not None and value < spec.minimum:
+            raise ClientError(INVALID_FIELD, f"'{label}' must be at least {spec.minimum}.", field=label)
+        if spec.maximum is not None and value > spec.maximum:
+            raise ClientError(INVALID_FIELD, f"'{label}' must be at most {spec.maximum}.", field=label)
+        if spec.choices is not None and value not in spec.choices:
+            raise ClientError(INVALID_FIELD, f"'{label}' must be one of: {', '.join(spec.choices)}.", field=label)
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    names = {str: "a string", int: "an integer", bool: "a boolean", dict: "an object", list: "an array"}
+    if isinstance(kind, tuple):
+        return " or ".join(names.get(k, k.__name__) for k in kind)
+    return names.get(kind, kind.__name__)
+
+
+def _json_kind(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

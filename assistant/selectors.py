@@ -1,0 +1,62 @@
+"""Reads for the chat path. Synchronous: async callers wrap one call per unit of work."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from assistant.models import ChatMessage, ChatSession
+from assistant.protocol import FeedbackState, HistoryMessage
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 UTC with a Z, the protocol's time format."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def session_history(*, session: ChatSession, after_seq: int, limit: int) -> tuple[list[HistoryMessage], bool]:
+    """Messages with seq > after_seq, oldest first, at most `limit` (the newest); and whether cut."""
+    rows = list(
+        ChatMessage.objects.filter(session=session, seq__gt=after_seq)
+        .select_related("feedback", "reply_to")
+        .order_by("-seq")[: limit + 1]
+    )
+    truncated = len(rows) > limit
+    rows = rows[:limit]
+    rows.reverse()
+    return [history_message(row) for row in rows], truncated
+
+
+def history_message(message: ChatMessage) -> HistoryMessage:
+    """One message as it appears in `welcome.history` and in live `message` frames."""
+    item: HistoryMessage = {
+        "seq": message.seq,
+        "message_id": str(message.public_id),
+        "role": message.role,
+        "text": message.text,
+        "status": message.status,  # type: ignore[typeddict-item]
+        "created_at": iso(message.created_at),
+    }
+    if message.client_id:
+        item["client_id"] = message.client_id
+    if message.reply_to_id is not None and message.reply_to is not None:
+        item["reply_to"] = message.reply_to.seq
+    feedback = getattr(message, "feedback", None) if message.role == ChatMessage.Role.ASSISTANT else None
+    if feedback is not None:
+        state: FeedbackState = {"rating": feedback.rating, "reason": feedback.reason, "comment": feedback.comment}
+        item["feedback"] = state
+    return item
+
+
+def prompt_history(*, session_id: int, before_seq: int, limit: int) -> list[tuple[str, str]]:
+    """The last `limit` finished visitor/assistant turns before `before_seq`, oldest first."""
+    rows = (
+        ChatMessage.objects.filter(
+            session_id=session_id,
+            seq__lt=before_seq,
+            role__in=[ChatMessage.Role.USER, ChatMessage.Role.ASSISTANT],
+        )
+        .exclude(status__in=[ChatMessage.Status.STREAMING, ChatMessage.Status.FAILED])
+        .order_by("-seq")
+        .values_list("role", "text")[:limit]
+    )
+    return list(reversed(list(rows)))

@@ -1,0 +1,303 @@
+"""Writes for the chat path, each one transaction (one unit of work for async callers).
+
+The database is the source of truth: a visitor message is committed before its `ack`, the
+assistant row exists from `reply.start`, and every later state change is a guarded update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from assistant import protocol
+from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, SessionRating
+from assistant.protocol import ClientError, HistoryMessage
+from assistant.selectors import history_message, prompt_history, session_history
+
+TITLE_CHARS = 60
+PROMPT_HISTORY_TURNS = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A visitor identified by the host site (its signature already verified)."""
+
+    user_id: str
+    user_type: str
+    name: str = ""
+    email: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PageContext:
+    """Where the widget was opened."""
+
+    url: str = ""
+    title: str = ""
+    referrer: str = ""
+    locale: str = ""
+    user_agent: str = ""
+
+
+@dataclass(slots=True)
+class SessionOpened:
+    """Result of `session_open`: the session, its history, and a token for a new one."""
+
+    session: ChatSession
+    token: str | None
+    history: list[HistoryMessage]
+    history_truncated: bool
+    streaming: list[HistoryMessage] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class TurnStarted:
+    """Result of `turn_begin`: the stored visitor message and the assistant placeholder."""
+
+    user_message: ChatMessage
+    assistant_message: ChatMessage | None
+    duplicate: bool
+    history: list[tuple[str, str]]
+
+
+def hash_token(token: str) -> str:
+    """Tokens are 256 random bits, so a plain SHA-256 is enough to store them safely."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def stale_before() -> timedelta:
+    """How long a 'streaming' row may go without a checkpoint before its writer is presumed dead."""
+    return timedelta(seconds=max(15.0, 5 * settings.CHAT_CHECKPOINT_INTERVAL_S))
+
+
+def session_open(
+    *,
+    session_id: str | None,
+    token: str | None,
+    last_seq: int,
+    identity: Identity | None,
+    page: PageContext,
+) -> SessionOpened:
+    """Create a session (no id given) or resume one after checking its token."""
+    if session_id is None:
+        new_token = secrets.token_urlsafe(32)
+        session = ChatSession.objects.create(
+            token_hash=hash_token(new_token),
+            page_url=page.url,
+            page_title=page.title,
+            referrer=page.referrer,
+            locale=page.locale,
+            user_agent=page.user_agent[:500],
+            **_identity_fields(identity),
+        )
+        return SessionOpened(session=session, token=new_token, history=[], history_truncated=False)
+
+    session = _session_by_credentials(session_id, token)
+    now = timezone.now()
+    with transaction.atomic():
+        _interrupt_stale_replies(session, now)
+        updates: dict[str, object] = {"last_seen_at": now, "updated_at": now}
+        if page.url:
+            updates.update(page_url=page.url, page_title=page.title, referrer=page.referrer)
+        if identity is not None and session.user_type == ChatSession.UserType.ANONYMOUS:
+            updates.update(_identity_fields(identity))
+        ChatSession.objects.filter(pk=session.pk).update(**updates)
+        for name, value in updates.items():
+            setattr(session, name, value)
+    history, truncated = session_history(session=session, after_seq=last_seq, limit=settings.CHAT_HISTORY_LIMIT)
+    streaming = [item for item in history if item["status"] == ChatMessage.Status.STREAMING]
+    return SessionOpened(session=session, token=None, history=history, history_truncated=truncated, streaming=streaming)
+
+
+def _session_by_credentials(session_id: str, token: str | None) -> ChatSession:
+    not_found = ClientError(protocol.SESSION_NOT_FOUND, "No session matches that id and token.")
+    try:
+        public_id = uuid.UUID(session_id)
+    except ValueError:
+        raise not_found from None
+    session = ChatSession.objects.filter(public_id=public_id).first()
+    # Compare even when the session is missing so timing says nothing about which part was wrong.
+    expected = session.token_hash if session is not None else "0" * 64
+    if not hmac.compare_digest(expected, hash_token(token or "")) or session is None:
+        raise not_found
+    return session
+
+
+def _identity_fields(identity: Identity | None) -> dict[str, str]:
+    if identity is None:
+        return {}
+    return {
+        "user_type": identity.user_type,
+        "external_user_id": identity.user_id,
+        "external_user_name": identity.name,
+        "external_user_email": identity.email,
+    }
+
+
+def _interrupt_stale_replies(session: ChatSession, now) -> int:
+    """Mark replies whose writer stopped checkpointing (a crashed process) as interrupted."""
+    return ChatMessage.objects.filter(
+        session=session, status=ChatMessage.Status.STREAMING, updated_at__lt=now - stale_before()
+    ).update(status=ChatMessage.Status.INTERRUPTED, finished_at=now, updated_at=now)
+
+
+def turn_begin(*, session: ChatSession, text: str, client_id: str) -> TurnStarted:
+    """Store the visitor message and the assistant placeholder, or return the earlier ack.
+
+    One transaction allocates both seqs from the session row, which also serialises concurrent
+    tabs of the same session. A repeated `client_id` returns the original message and starts
+    no second reply.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        existing = ChatMessage.objects.filter(session=session, client_id=client_id).first()
+        if existing is not None:
+            return TurnStarted(user_message=existing, assistant_message=None, duplicate=True, history=[])
+        _interrupt_stale_replies(session, now)
+        if ChatMessage.objects.filter(session=session, status=ChatMessage.Status.STREAMING).exists():
+            raise ClientError(
+                protocol.REPLY_IN_PROGRESS,
+                "Wait for the current reply to finish, or send 'stop' first.",
+                client_id=client_id,
+            )
+        updates: dict[str, object] = {"last_seq": F("last_seq") + 2, "last_seen_at": now, "updated_at": now}
+        if session.status == ChatSession.Status.CLOSED:
+            updates.update(status=ChatSession.Status.ACTIVE, closed_at=None)
+        ChatSession.objects.filter(pk=session.pk).update(**updates)
+        fresh = ChatSession.objects.values("last_seq", "title").get(pk=session.pk)
+        user_seq = fresh["last_seq"] - 1
+        if not fresh["title"]:
+            title = make_title(text)
+            ChatSession.objects.filter(pk=session.pk).update(title=title)
+            session.title = title
+        session.status = ChatSession.Status.ACTIVE
+        session.closed_at = None
+        try:
+            with transaction.atomic():
+                user_message = ChatMessage.objects.create(
+                    session=session, seq=user_seq, role=ChatMessage.Role.USER, text=text, client_id=client_id
+                )
+        except IntegrityError:
+            # Another connection stored the same client_id between our check and insert.
+            existing = ChatMessage.objects.get(session=session, client_id=client_id)
+            return TurnStarted(user_message=existing, assistant_message=None, duplicate=True, history=[])
+        assistant_message = ChatMessage.objects.create(
+            session=session,
+            seq=user_seq + 1,
+            role=ChatMessage.Role.ASSISTANT,
+            status=ChatMessage.Status.STREAMING,
+            reply_to=user_message,
+        )
+        history = prompt_history(session_id=session.pk, before_seq=user_seq, limit=PROMPT_HISTORY_TURNS)
+    return TurnStarted(user_message=user_message, assistant_message=assistant_message, duplicate=False, history=history)
+
+
+def make_title(text: str) -> str:
+    """A session title from the first visitor message: one line, cut at a word boundary."""
+    line = " ".join(text.split())
+    if len(line) <= TITLE_CHARS:
+        return line
+    cut = line.rfind(" ", 0, TITLE_CHARS)
+    return (line[: cut if cut > TITLE_CHARS // 2 else TITLE_CHARS]).rstrip(" ,.;:-") + "…"
+
+
+def reply_checkpoint(*, message_id: int, text: str) -> None:
+    """Save the partial text of a streaming reply (and prove its writer is alive)."""
+    ChatMessage.objects.filter(pk=message_id, status=ChatMessage.Status.STREAMING).update(
+        text=text, updated_at=timezone.now()
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyOutcome:
+    """How a reply ended, as stored on its message."""
+
+    text: str
+    status: str
+    provider: str
+    model: str
+    ttft_ms: int | None
+    duration_ms: int
+    input_tokens: int | None
+    output_tokens: int | None
+    cached: bool
+    error_code: str
+    knowledge_sections: list[dict[str, object]]
+
+
+def reply_finish(*, message_id: int, outcome: ReplyOutcome) -> None:
+    """Store the final state of a reply; a reply already finalised is left alone."""
+    now = timezone.now()
+    ChatMessage.objects.filter(pk=message_id, status=ChatMessage.Status.STREAMING).update(
+        text=outcome.text,
+        status=outcome.status,
+        provider=outcome.provider,
+        model=outcome.model,
+        ttft_ms=outcome.ttft_ms,
+        duration_ms=outcome.duration_ms,
+        input_tokens=outcome.input_tokens,
+        output_tokens=outcome.output_tokens,
+        cached=outcome.cached,
+        error_code=outcome.error_code,
+        knowledge_sections=outcome.knowledge_sections,
+        finished_at=now,
+        updated_at=now,
+    )
+
+
+def feedback_upsert(*, session: ChatSession, message_id: str, rating: str, reason: str, comment: str) -> Feedback:
+    """Record (or replace) the visitor's thumbs up/down on one assistant reply of this session."""
+    not_found = ClientError(protocol.NOT_FOUND, "No assistant reply with that message_id in this session.")
+    try:
+        public_id = uuid.UUID(message_id)
+    except ValueError:
+        raise not_found from None
+    with transaction.atomic():
+        message = ChatMessage.objects.filter(
+            session=session, public_id=public_id, role=ChatMessage.Role.ASSISTANT
+        ).first()
+        if message is None:
+            raise not_found
+        feedback, _ = Feedback.objects.update_or_create(
+            message=message,
+            defaults={"session": session, "rating": rating, "reason": reason, "comment": comment},
+        )
+    return feedback
+
+
+def session_rate(*, session: ChatSession, score: int, resolved: bool | None, comment: str) -> SessionRating:
+    """Record (or replace) the end-of-chat survey."""
+    with transaction.atomic():
+        rating, _ = SessionRating.objects.update_or_create(
+            session=session, defaults={"score": score, "resolved": resolved, "comment": comment}
+        )
+    return rating
+
+
+def session_end(*, session: ChatSession) -> None:
+    """Close the session; a later message reopens it."""
+    now = timezone.now()
+    ChatSession.objects.filter(pk=session.pk).update(
+        status=ChatSession.Status.CLOSED, closed_at=now, updated_at=now, last_seen_at=now
+    )
+    session.status = ChatSession.Status.CLOSED
+    session.closed_at = now
+
+
+def event_record(*, session: ChatSession, name: str, data: dict[str, object]) -> ChatEvent:
+    """Store one visitor action reported by the widget."""
+    return ChatEvent.objects.create(session=session, name=name, data=data)
+
+
+def live_message(message: ChatMessage) -> HistoryMessage:
+    """A message as other tabs of the session receive it live."""
+    return history_message(message)

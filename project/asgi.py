@@ -1,0 +1,20 @@
+"""ASGI entry point: HTTP to Django, websockets to the Channels routes."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
+django_asgi_app = get_asgi_application()  # set up Django before importing consumers
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from assistant.routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        # The chat consumer checks Origin itself so it can answer with close code 4403.
+        "websocket": URLRouter(websocket_urlpatterns),
+    }
+)

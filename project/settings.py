@@ -1,0 +1,217 @@
+"""Django settings for Parley.
+
+Every value comes from `project.env` (the only module that reads the environment); see
+`.env.example` for the meaning and default of each variable. With nothing set, Parley runs on
+the embedded defaults: SQLite in WAL mode, the in-memory channel layer, the local-memory cache
+and the offline local assistant.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from django.core.exceptions import ImproperlyConfigured
+
+from project import env
+
+BASE_DIR = env.BASE_DIR
+
+PARLEY_ENV = env.choice("PARLEY_ENV", "development", ("development", "production", "test"))
+DEVELOPMENT = PARLEY_ENV in {"development", "test"}
+_DEV_SECRET_KEY = "parley-development-only-secret-key-do-not-use-in-production"
+SECRET_KEY = env.string("SECRET_KEY", _DEV_SECRET_KEY)
+DEBUG = env.boolean("DEBUG", PARLEY_ENV == "development")
+
+if not DEVELOPMENT and SECRET_KEY == _DEV_SECRET_KEY:
+    raise ImproperlyConfigured("SECRET_KEY must be set when PARLEY_ENV is production")
+if not DEVELOPMENT and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off when PARLEY_ENV is production")
+
+HOST = env.string("HOST", "127.0.0.1")
+PORT = env.integer("PORT", 8000, minimum=1, maximum=65535)
+ALLOWED_HOSTS = env.string_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEVELOPMENT else [])
+CSRF_TRUSTED_ORIGINS = env.string_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "assistant",
+    "analytics",
+]
+
+MIDDLEWARE = [
+    "project.health.HealthCheckMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "project.urls"
+ASGI_APPLICATION = "project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# Postgres uses psycopg 3's connection pool; persistent connections (CONN_MAX_AGE) are wrong
+# under ASGI because each sync_to_async thread would pin its own connection.
+_postgres = env.database_url("DATABASE_URL")
+if _postgres is not None:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.postgresql",
+            **_postgres,
+            "CONN_MAX_AGE": 0,
+            "OPTIONS": {
+                "pool": {
+                    "min_size": env.integer("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
+                    "max_size": env.integer("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
+                    "timeout": env.decimal("DATABASE_POOL_TIMEOUT_S", 10.0, minimum=0.1),
+                },
+            },
+        }
+    }
+else:
+    # SQLite tuned for many concurrent async writers: WAL lets readers run beside the writer,
+    # IMMEDIATE takes the write lock at BEGIN (so no deadlock-prone lock upgrade), and the busy
+    # timeout makes writers queue instead of failing with "database is locked".
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env.path("SQLITE_PATH", BASE_DIR / "db.sqlite3"),
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": ("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;"),
+            },
+            "TEST": {"NAME": env.path("SQLITE_TEST_PATH", BASE_DIR / ".test-db.sqlite3")},
+        }
+    }
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Channel layer and cache ----------------------------------------------------------------
+REDIS_URL = env.redis_url("REDIS_URL")
+if REDIS_URL is not None:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": env.string("CHANNEL_LAYER_PREFIX", "parley"),
+                "capacity": 1000,
+                "expiry": 30,
+            },
+        }
+    }
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env.string("CACHE_KEY_PREFIX", "parley"),
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "parley"}}
+
+# --- Auth, i18n, static ---------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env.path("STATIC_ROOT", BASE_DIR / ".staticfiles")
+WHITENOISE_USE_FINDERS = True  # serve straight from static/ so `make run` needs no collectstatic
+WHITENOISE_AUTOREFRESH = DEBUG
+# STATIC_ROOT exists only after collectstatic (the Docker image); finders serve static/ before that.
+warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+
+if not DEVELOPMENT:
+    SESSION_COOKIE_SECURE = env.boolean("SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {"bm25s": {"level": "WARNING"}},
+    "root": {
+        "handlers": ["console"],
+        "level": env.choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
+    },
+}
+
+# --- Parley: assistant and chat -------------------------------------------------------------
+KNOWLEDGE_DIR = env.path("KNOWLEDGE_DIR", BASE_DIR / "docs" / "knowledge")
+KNOWLEDGE_MIN_SCORE = env.decimal("KNOWLEDGE_MIN_SCORE", 1.5, minimum=0)
+KNOWLEDGE_MAX_SECTIONS = env.integer("KNOWLEDGE_MAX_SECTIONS", 3, minimum=1, maximum=10)
+KNOWLEDGE_RELOAD_CHECK_S = env.decimal("KNOWLEDGE_RELOAD_CHECK_S", 2.0, minimum=0)
+LOCAL_TOKEN_DELAY_MS = env.integer("LOCAL_TOKEN_DELAY_MS", 20, minimum=0, maximum=5000)
+LOCAL_CHUNK_WORDS = env.integer("LOCAL_CHUNK_WORDS", 1, minimum=0)
+ASSISTANT_GREETING = env.string(
+    "ASSISTANT_GREETING", "Hi! I'm Parley's assistant. Ask me anything about installing or running Parley."
+)
+ASSISTANT_QUICK_REPLIES = env.string_list(
+    "ASSISTANT_QUICK_REPLIES",
+    ["How do I embed the widget?", "Which AI providers are supported?", "How do I scale Parley?"],
+    separator="|",
+)
+
+CHAT_MAX_MESSAGE_CHARS = env.integer("CHAT_MAX_MESSAGE_CHARS", 1000, minimum=1, maximum=100_000)
+CHAT_MAX_FRAME_BYTES = env.integer("CHAT_MAX_FRAME_BYTES", 64 * 1024, minimum=1024)
+CHAT_REPLY_TIMEOUT_S = env.decimal("CHAT_REPLY_TIMEOUT_S", 120.0, minimum=1)
+CHAT_HISTORY_LIMIT = env.integer("CHAT_HISTORY_LIMIT", 200, minimum=1)
+CHAT_DELTA_INTERVAL_MS = env.integer("CHAT_DELTA_INTERVAL_MS", 50, minimum=0, maximum=1000)
+CHAT_CHECKPOINT_INTERVAL_S = env.decimal("CHAT_CHECKPOINT_INTERVAL_S", 2.0, minimum=0.1)
+CHAT_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_RATE_LIMIT_PER_MINUTE", 20, minimum=1)
+CHAT_RATE_LIMIT_BURST = env.integer("CHAT_RATE_LIMIT_BURST", 5, minimum=1)
+CHAT_IP_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_IP_RATE_LIMIT_PER_MINUTE", 60, minimum=1)
+CHAT_FRAME_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_FRAME_RATE_LIMIT_PER_MINUTE", 600, minimum=1)
+MAX_CONNECTIONS_PER_IP = env.integer("MAX_CONNECTIONS_PER_IP", 20, minimum=1)
+
+WIDGET_ALLOWED_ORIGINS = env.string_list("WIDGET_ALLOWED_ORIGINS", [])
+WIDGET_IDENTITY_SECRET = env.optional_string("WIDGET_IDENTITY_SECRET")
+WIDGET_IDENTITY_REQUIRED = env.boolean("WIDGET_IDENTITY_REQUIRED", False)
+if WIDGET_IDENTITY_REQUIRED and not WIDGET_IDENTITY_SECRET:
+    raise ImproperlyConfigured("WIDGET_IDENTITY_REQUIRED needs WIDGET_IDENTITY_SECRET")
+
+# --- Server ---------------------------------------------------------------------------------
+# daphne refuses bigger websocket frames from their header, before buffering them (close 1009).
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = CHAT_MAX_FRAME_BYTES
+DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = CHAT_MAX_FRAME_BYTES
+TRUST_PROXY_HEADERS = env.boolean("TRUST_PROXY_HEADERS", False)

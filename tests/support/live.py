@@ -1,0 +1,78 @@
+"""Real daphne server processes for tests that cross process boundaries."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def backend_env() -> dict[str, str]:
+    """Environment that points a child server at this test run's database and Redis."""
+    database = settings.DATABASES["default"]
+    env = {"PARLEY_DOTENV": "0", "PARLEY_ENV": "test", "DEBUG": "0", "LOG_LEVEL": "warning"}
+    if database["ENGINE"].endswith("postgresql"):
+        user = database.get("USER") or ""
+        auth = f"{user}@" if user else ""
+        env["DATABASE_URL"] = f"postgres://{auth}{database['HOST']}:{database['PORT'] or 5432}/{database['NAME']}"
+    else:
+        env["SQLITE_PATH"] = str(database["NAME"])
+    if settings.REDIS_URL:
+        env["REDIS_URL"] = settings.REDIS_URL
+    return env
+
+
+@contextmanager
+def daphne(extra_env: dict[str, str] | None = None, *, log: Path | None = None) -> Iterator[str]:
+    """Run `manage.py serve` on a free port; yields its ws:// base URL."""
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH"}}
+    env.update(backend_env())
+    env.update(extra_env or {})
+    log_file = open(log or os.devnull, "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"daphne exited with {process.returncode}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError("daphne did not become healthy in 30 s")
+            time.sleep(0.1)
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log_file.close()
