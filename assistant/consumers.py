@@ -20,11 +20,11 @@ from django.conf import settings
 
 from assistant import protocol, services
 from assistant.access import client_ip, header, origin_allowed, verify_identity
-from assistant.groups import session_group
-from assistant.models import ChatSession
+from assistant.groups import reply_control_group, session_group
+from assistant.models import ChatMessage, ChatSession
 from assistant.protocol import ClientError
 from assistant.ratelimit import TokenBucket, connections, ip_window_take
-from assistant.selectors import iso
+from assistant.selectors import iso, user_message_by_client_id
 from assistant.streaming import Frame, ReplyJob, publish, registry
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,7 @@ _feedback_upsert = database_sync_to_async(services.feedback_upsert)
 _session_rate = database_sync_to_async(services.session_rate)
 _session_end = database_sync_to_async(services.session_end)
 _event_record = database_sync_to_async(services.event_record)
+_user_message_by_client_id = database_sync_to_async(user_message_by_client_id)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -88,12 +89,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if len(text_data) > settings.CHAT_MAX_FRAME_BYTES // 4 and (
                 len(text_data.encode()) > settings.CHAT_MAX_FRAME_BYTES
             ):
-                # daphne refuses these before buffering them (project.websocket_limits); this
+                # `manage.py serve` has daphne refuse these before buffering them; this
                 # guards other ASGI servers.
                 await self.close(code=protocol.CLOSE_FRAME_TOO_BIG)
                 return
-            if self.frame_bucket.take() is not None:
-                raise ClientError(protocol.RATE_LIMITED, "Too many frames; slow down.", retry_after=1.0)
+            frame_wait = self.frame_bucket.take()
+            if frame_wait is not None:
+                raise ClientError(protocol.RATE_LIMITED, "Too many frames; slow down.", retry_after=frame_wait)
             frame = protocol.decode_frame(text_data)
             frame_type = frame["type"]
             if self.session is None and frame_type not in {"hello", "ping"}:
@@ -189,28 +191,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if wait is None:
             wait = await _ip_window_take(self.ip, settings.CHAT_IP_RATE_LIMIT_PER_MINUTE)
         if wait is not None:
+            # A resend of a message that was stored (its ack lost) still gets its ack.
+            stored = await _user_message_by_client_id(session=self.session, client_id=client_id)
+            if stored is not None:
+                await self.send_ack(stored)
+                return
             raise ClientError(
                 protocol.RATE_LIMITED, "You are sending messages too quickly.", retry_after=wait, client_id=client_id
             )
-        turn = await _turn_begin(session=self.session, text=text, client_id=client_id)
+        try:
+            turn = await _turn_begin(session=self.session, text=text, client_id=client_id)
+        except ClientError:
+            self.message_bucket.refund()
+            raise
         user = turn.user_message
-        await self.send_frame(
-            {
-                "type": "ack",
-                "client_id": client_id,
-                "seq": user.seq,
-                "message_id": str(user.public_id),
-                "created_at": iso(user.created_at),
-            }
-        )
+        await self.send_ack(user)
+        if turn.duplicate:
+            self.message_bucket.refund()
         if turn.duplicate or turn.assistant_message is None:
             return
-        announce = dict(services.live_message(user), type="message", _others=True)
+        announce = {"type": "message", **services.live_message(user), "_others": True}
         self.streams[turn.assistant_message.seq] = 0
         registry.start(
             ReplyJob(
                 session_pk=self.session.pk,
                 group=self.group,
+                control_group=reply_control_group(self.session.public_id),
                 user_message=user,
                 assistant_message=turn.assistant_message,
                 history=turn.history,
@@ -220,11 +226,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         )
 
+    async def send_ack(self, message: ChatMessage) -> None:
+        """Tell this connection its message is stored."""
+        await self.send_frame(
+            {
+                "type": "ack",
+                "client_id": message.client_id,
+                "seq": message.seq,
+                "message_id": str(message.public_id),
+                "created_at": iso(message.created_at),
+            }
+        )
+
     async def handle_stop(self, frame: dict[str, Any]) -> None:
         """Stop the reply being generated, in this process or another; idempotent."""
         assert self.session is not None and self.group is not None
         if not registry.stop(self.session.pk):
-            await self.channel_layer.group_send(self.group, {"type": "chat.stop", "session_pk": self.session.pk})
+            control = reply_control_group(self.session.public_id)
+            await self.channel_layer.group_send(control, {"type": "chat.stop"})
 
     async def handle_feedback(self, frame: dict[str, Any]) -> None:
         """Upsert thumbs up/down on an assistant reply; every tab sees `feedback.ack`."""
@@ -289,18 +308,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.streams.pop(seq, None)
             await self.send_frame({key: value for key, value in frame.items() if not key.startswith("_")})
 
-    async def chat_stop(self, event: dict[str, Any]) -> None:
-        """Another process asked this session's reply to stop."""
-        registry.stop(event["session_pk"])
-
-    async def chat_snapshot_request(self, event: dict[str, Any]) -> None:
-        """A connection joined mid-reply: if this process generates it, send the text so far."""
-        if self.session is None:
-            return
-        job = registry.get(self.session.pk)
-        if job is not None and job.seq == event["seq"]:
-            await self.channel_layer.send(event["reply_channel"], job.snapshot_frame())
-
     async def chat_snapshot(self, event: dict[str, Any]) -> None:
         """The text so far of a reply this connection joined mid-stream."""
         seq = event["seq"]
@@ -313,10 +320,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _request_snapshot(self, seq: int, buffered: list[Frame]) -> None:
         """Hold this reply's deltas until its generating process sends the text so far."""
-        assert self.group is not None
+        assert self.session is not None
         self.awaiting_snapshot[seq] = buffered
         await self.channel_layer.group_send(
-            self.group, {"type": "chat.snapshot_request", "seq": seq, "reply_channel": self.channel_name}
+            reply_control_group(self.session.public_id),
+            {"type": "chat.snapshot_request", "seq": seq, "reply_channel": self.channel_name},
         )
 
     async def _send_delta(self, seq: int, offset: int, text: str) -> None:

@@ -8,3 +8,8 @@ import uuid
 def session_group(public_id: uuid.UUID | str) -> str:
     """Every connection of one chat session, in any process, joins this group."""
     return f"chat.session.{uuid.UUID(str(public_id)).hex}"
+
+
+def reply_control_group(public_id: uuid.UUID | str) -> str:
+    """The reply task of a session (in whichever process runs it) listens here for stop/snapshot."""
+    return f"chat.control.{uuid.UUID(str(public_id)).hex}"

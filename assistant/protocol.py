@@ -221,7 +221,7 @@ MAX_EVENT_DATA_BYTES = 4096
 def decode_frame(text: str) -> dict[str, Any]:
     """Parse one text frame into a validated client frame, or raise ClientError."""
     try:
-        frame = json.loads(text)
+        frame = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise ClientError(INVALID_JSON, f"Frame is not valid JSON: {exc}") from None
     if not isinstance(frame, dict):
@@ -245,6 +245,11 @@ def decode_frame(text: str) -> dict[str, Any]:
         raise ClientError(INVALID_FIELD, f"'data' must be at most {MAX_EVENT_DATA_BYTES} bytes of JSON.", field="data")
     body["type"] = frame_type
     return body
+
+
+def _refuse_constant(name: str) -> object:
+    """Python's json accepts NaN and Infinity; JSON (and the database's JSON columns) do not."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def _validate(frame_type: str, body: dict[str, Any], fields: dict[str, Field], *, prefix: str) -> None:

@@ -31,6 +31,10 @@ class TokenBucket:
             return None
         return (1 - self.tokens) / self.rate
 
+    def refund(self) -> None:
+        """Give back a token spent on a message that turned out not to start a turn."""
+        self.tokens = min(self.capacity, self.tokens + 1)
+
 
 def ip_window_take(ip: str, per_minute: int) -> float | None:
     """Count one message for `ip` in the shared one-minute window; None or seconds to wait.

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from django.db.models import Q
+
 from assistant.models import ChatMessage, ChatSession
 from assistant.protocol import FeedbackState, HistoryMessage
 
@@ -14,9 +16,14 @@ def iso(moment: datetime) -> str:
 
 
 def session_history(*, session: ChatSession, after_seq: int, limit: int) -> tuple[list[HistoryMessage], bool]:
-    """Messages with seq > after_seq, oldest first, at most `limit` (the newest); and whether cut."""
+    """Messages with seq > after_seq, oldest first, at most `limit` (the newest); and whether cut.
+
+    A reply still streaming is included even at or below `after_seq`: a client that counted its
+    `reply.start` must still learn how it ends.
+    """
     rows = list(
-        ChatMessage.objects.filter(session=session, seq__gt=after_seq)
+        ChatMessage.objects.filter(session=session)
+        .filter(Q(seq__gt=after_seq) | Q(status=ChatMessage.Status.STREAMING))
         .select_related("feedback", "reply_to")
         .order_by("-seq")[: limit + 1]
     )
@@ -60,3 +67,8 @@ def prompt_history(*, session_id: int, before_seq: int, limit: int) -> list[tupl
         .values_list("role", "text")[:limit]
     )
     return list(reversed(list(rows)))
+
+
+def user_message_by_client_id(*, session: ChatSession, client_id: str) -> ChatMessage | None:
+    """The visitor message stored under an idempotency key, if any."""
+    return ChatMessage.objects.filter(session=session, client_id=client_id, role=ChatMessage.Role.USER).first()

@@ -143,6 +143,7 @@ class ReplyJob:
         *,
         session_pk: int,
         group: str,
+        control_group: str,
         user_message: ChatMessage,
         assistant_message: ChatMessage,
         history: list[tuple[str, str]],
@@ -152,6 +153,7 @@ class ReplyJob:
     ) -> None:
         self.session_pk = session_pk
         self.group = group
+        self.control_group = control_group
         self.query = user_message.text
         self.reply_to = user_message.seq
         self.message_pk = assistant_message.pk
@@ -192,6 +194,7 @@ class ReplyJob:
         }
         await publish(self.group, [*self.announce, start_frame], origin=self.origin)
         checkpoints = asyncio.create_task(self._checkpoint_loop())
+        control = await self._join_control_group()
         status, error, ttft_ms, usage, hits, provider_name, model = "complete", "", None, UsageReport(), (), "", ""
         cancelled_by_shutdown = False
         try:
@@ -231,6 +234,7 @@ class ReplyJob:
         finally:
             checkpoints.cancel()
         await self._finish(status, error, ttft_ms, usage, hits, provider_name, model, started)
+        await self._leave_control_group(control)
         if cancelled_by_shutdown:
             raise asyncio.CancelledError
 
@@ -291,6 +295,49 @@ class ReplyJob:
         if error:
             end_frame["error"] = error
         await self.coalescer.finish(end_frame, text)
+
+    async def _join_control_group(self) -> tuple[str, asyncio.Task[None]] | None:
+        """Listen for `stop` and snapshot requests from connections on any process."""
+        layer = get_channel_layer()
+        try:
+            # The default prefix: channels_redis runs one receive loop per prefix behind one lock,
+            # so a second prefix would starve the consumers' channels in this process.
+            channel = await layer.new_channel()
+            await layer.group_add(self.control_group, channel)
+        except Exception:
+            logger.exception("Reply %s cannot hear stop requests from other processes", self.seq)
+            return None
+        return channel, asyncio.create_task(self._listen(channel))
+
+    async def _leave_control_group(self, control: tuple[str, asyncio.Task[None]] | None) -> None:
+        if control is None:
+            return
+        channel, listener = control
+        layer = get_channel_layer()
+        try:
+            await layer.group_discard(self.control_group, channel)
+            # End the listener with a message, not a cancel: cancelling a pending
+            # channels_redis receive() breaks the process's shared receive loop.
+            await layer.send(channel, {"type": "reply.done"})
+            await asyncio.wait_for(asyncio.shield(listener), 5)
+        except Exception:
+            logger.exception("Could not leave %s cleanly", self.control_group)
+            listener.cancel()
+
+    async def _listen(self, channel: str) -> None:
+        layer = get_channel_layer()
+        while True:
+            message = await layer.receive(channel)
+            kind = message.get("type")
+            if kind == "reply.done":
+                return
+            if kind == "chat.stop":
+                self.request_stop()
+            elif kind == "chat.snapshot_request" and message.get("seq") == self.seq:
+                try:
+                    await layer.send(message["reply_channel"], self.snapshot_frame())
+                except Exception:
+                    logger.exception("Could not send a snapshot of reply %s", self.seq)
 
     async def _checkpoint_loop(self) -> None:
         interval = settings.CHAT_CHECKPOINT_INTERVAL_S

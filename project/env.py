@@ -8,6 +8,7 @@ convenience (real environment variables always win).
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -95,6 +96,8 @@ def decimal(name: str, default: float, *, minimum: float | None = None, maximum:
         number = float(value)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ImproperlyConfigured(f"{name} must be a finite number, got {value!r}")
     _check_bounds(name, number, minimum, maximum)
     return number
 

@@ -150,6 +150,7 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 default, opted into now
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
@@ -157,7 +158,7 @@ STATIC_ROOT = env.path("STATIC_ROOT", BASE_DIR / ".staticfiles")
 WHITENOISE_USE_FINDERS = True  # serve straight from static/ so `make run` needs no collectstatic
 WHITENOISE_AUTOREFRESH = DEBUG
 # STATIC_ROOT exists only after collectstatic (the Docker image); finders serve static/ before that.
-warnings.filterwarnings("ignore", message="No directory at", module="whitenoise.base")
+warnings.filterwarnings("ignore", message="No directory at: ")
 
 if not DEVELOPMENT:
     SESSION_COOKIE_SECURE = env.boolean("SECURE_COOKIES", True)

@@ -70,14 +70,16 @@ def parse_markdown(markdown: str, *, source: str) -> list[Section]:
         chunks.append((title or document, lines))
 
     sections: list[Section] = []
-    seen: dict[str, int] = {}
+    used: set[str] = set()
     for heading, body in chunks:
         text = "\n".join(body).strip()
         if not text:
             continue
-        slug = slugify(heading)
-        seen[slug] = seen.get(slug, 0) + 1
-        if seen[slug] > 1:
-            slug = f"{slug}-{seen[slug] - 1}"
+        base = slug = slugify(heading)
+        suffix = 0
+        while slug in used:
+            suffix += 1
+            slug = f"{base}-{suffix}"
+        used.add(slug)
         sections.append(Section(id=f"{source}#{slug}", title=heading, document=document, source=source, text=text))
     return sections

@@ -84,4 +84,6 @@ def _trim(text: str) -> str:
     cut = text.rfind("\n\n", 0, MAX_SECTION_CHARS)
     if cut < MAX_SECTION_CHARS // 3:
         cut = text.rfind(" ", 0, MAX_SECTION_CHARS)
+    if cut < MAX_SECTION_CHARS // 3:
+        cut = MAX_SECTION_CHARS  # one long word (a URL, a base64 blob): cut it
     return text[:cut].rstrip() + " …"

@@ -63,18 +63,18 @@
           b.type = "button"; b.textContent = text; b.onclick = function () { send(text); };
         });
         f.history.forEach(function (m) {
-          bubble(m.seq, m.role, m.text); remember(m.seq);
-          if (m.status === "streaming") { setStreaming(m.seq); }
+          bubble(m.seq, m.role, m.text);
+          if (m.status === "streaming") { setStreaming(m.seq); } else { remember(m.seq); }
         });
         break;
       case "ack": remember(f.seq); bubbles[f.seq] = bubbles["pending:" + f.client_id]; break;
       case "message": bubble(f.seq, f.role, f.text); remember(f.seq); break;
-      case "reply.start": bubble(f.seq, "assistant", ""); setStreaming(f.seq); remember(f.seq); break;
+      case "reply.start": bubble(f.seq, "assistant", ""); setStreaming(f.seq); break;
       case "reply.delta":
         var li = bubble(f.seq, "assistant");
         li.firstChild.textContent += f.text; els.list.scrollTop = els.list.scrollHeight; break;
       case "reply.end":
-        setStreaming(null);
+        setStreaming(null); remember(f.seq);
         if (f.status !== "complete") { meta(bubble(f.seq, "assistant"), "Reply " + f.status + (f.error ? " (" + f.error + ")" : "")); }
         break;
       case "error":

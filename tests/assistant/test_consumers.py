@@ -228,6 +228,23 @@ async def test_reconnect_during_a_reply_sees_the_rest_of_it_without_gaps(setting
     await again.close()
 
 
+async def test_resume_includes_a_streaming_reply_even_when_last_seq_counted_it(settings) -> None:
+    settings.LOCAL_TOKEN_DELAY_MS = 10
+    client = await connected()
+    welcome = await client.hello()
+    await client.send({"type": "message", "text": "How do I embed the widget?", "client_id": "l"})
+    start = await client.recv_type("reply.start")
+    await client.recv_type("reply.delta")
+    await client.close()
+    again = await connected()
+    resumed = await again.hello(session_id=welcome["session_id"], token=welcome["token"], last_seq=start["seq"])
+    assert [(m["seq"], m["status"]) for m in resumed["history"]] == [(start["seq"], "streaming")]
+    rest, end = await again.read_reply()
+    assert end["status"] == "complete"
+    assert resumed["history"][0]["text"] + rest == (await messages_of(welcome["session_id"]))[-1][3]
+    await again.close()
+
+
 async def test_two_tabs_of_a_session_see_the_same_stream_and_each_others_messages() -> None:
     tab1 = await connected()
     welcome = await tab1.hello()
@@ -414,6 +431,35 @@ async def test_connection_rate_limit_allows_the_burst_then_says_when_to_retry(se
     assert error["code"] == "rate_limited" and error["client_id"] == "b5"
     assert 0 < error["retry_after"] <= 3.1  # one token refills every 3 s at 20/minute
     assert len(await messages_of(welcome["session_id"])) == 10
+    await client.close()
+
+
+async def test_rate_limited_resend_of_a_stored_message_still_gets_its_original_ack(settings) -> None:
+    settings.CHAT_RATE_LIMIT_PER_MINUTE = 1
+    settings.CHAT_RATE_LIMIT_BURST = 1
+    client = await connected()
+    await client.hello()
+    first_ack, _, _ = await client.say("How do I scale Parley?", "only")
+    await client.send({"type": "message", "text": "How do I scale Parley?", "client_id": "only"})
+    assert await client.recv() == first_ack
+    await client.send({"type": "message", "text": "Something new", "client_id": "new"})
+    assert (await client.recv())["code"] == "rate_limited"
+    await client.close()
+
+
+async def test_a_refused_message_does_not_use_up_the_rate_limit(settings) -> None:
+    settings.CHAT_RATE_LIMIT_PER_MINUTE = 1
+    settings.CHAT_RATE_LIMIT_BURST = 2
+    settings.LOCAL_TOKEN_DELAY_MS = 20
+    client = await connected()
+    await client.hello()
+    await client.send({"type": "message", "text": "How do I embed the widget?", "client_id": "one"})
+    await client.recv_type("reply.start")
+    for attempt in range(3):
+        await client.send({"type": "message", "text": "too soon", "client_id": f"early-{attempt}"})
+        assert (await client.recv_type("error"))["code"] == "reply_in_progress"
+    await client.read_reply()
+    assert (await client.say("How do I scale Parley?", "two"))[2]["status"] == "complete"
     await client.close()
 
 

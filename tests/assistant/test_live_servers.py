@@ -165,7 +165,25 @@ async def test_two_server_processes_share_sessions_and_live_streams() -> None:
             assert end["status"] == "complete"
 
         @database_sync_to_async
-        def final_text() -> str:
-            return ChatMessage.objects.get(session__public_id=credentials["session_id"], seq=6).text
+        def stored(seq: int) -> tuple[str, str]:
+            message = ChatMessage.objects.get(session__public_id=credentials["session_id"], seq=seq)
+            return message.status, message.text
 
-        assert joined["history"][0]["text"] + rest == await final_text()
+        assert joined["history"][0]["text"] + rest == (await stored(6))[1]
+
+        # With no connection of the session left on A, a tab on B still gets A's reply so far,
+        # the rest live, and can stop it.
+        async with websockets.connect(f"{server_a}/ws/chat/") as tab_a:
+            await tab_a.send(json.dumps({"type": "hello", **credentials, "last_seq": 6}))
+            await recv(tab_a, "welcome")
+            await tab_a.send(json.dumps({"type": "message", "text": "How do I embed the widget?", "client_id": "a4"}))
+            await recv(tab_a, "reply.delta")
+        async with websockets.connect(f"{server_b}/ws/chat/") as lone:
+            await lone.send(json.dumps({"type": "hello", **credentials, "last_seq": 8}))
+            history = (await recv(lone, "welcome"))["history"]
+            assert [(m["seq"], m["status"]) for m in history] == [(8, "streaming")]
+            seen = history[0]["text"] + (await recv(lone, "reply.delta"))["text"]
+            await lone.send(json.dumps({"type": "stop"}))
+            rest, end = await read_reply(lone)
+        assert end["status"] == "stopped"
+        assert await stored(8) == ("stopped", seen + rest)
