@@ -4,6 +4,7 @@ Usage (from the project root)::
 
     .venv/bin/python bench/chat_throughput.py [--clients 50] [--seconds 10] [--warmup 2]
                                               [--backend sqlite|postgres|both] [--json out.json]
+                                              [--server-env KEY=VALUE ...]
 
 For each backend a daphne process serves `bench.asgi:application` (Parley's routes plus
 `/ws/echo/`) with the local assistant at 0 ms per chunk, rate limits raised out of the way and
@@ -73,6 +74,7 @@ REPLY_WORDS = 100  # words in the composed answer of the benchmark section
 QUESTION = "Tell me about the zephyr quokka throughput benchmark"
 TURN_TIMEOUT_S = 30.0  # one round trip or turn; a hang fails the client instead of the run
 SERVER_START_TIMEOUT_S = 30.0
+CONNECT_TIMEOUT_S = 30.0  # opening all the clients of a phase
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HUGE = "100000000"
 
@@ -132,23 +134,43 @@ def services_cpu_seconds(names: tuple[str, ...] = ("postgres", "redis-server")) 
     return total
 
 
+def redis_command_calls(url: str) -> int:
+    """Commands the Redis server has executed so far (all clients: INFO commandstats)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=3)
+    try:
+        return sum(int(stat["calls"]) for stat in client.info("commandstats").values())
+    finally:
+        client.close()
+
+
 @dataclass(frozen=True, slots=True)
-class CpuSnapshot:
-    """CPU seconds consumed so far by the server, Postgres+Redis and this client process."""
+class Snapshot:
+    """Counters at one instant: CPU seconds of the server, Postgres+Redis and this client."""
 
     at: float
     server: float
     services: float
     client: float
+    redis_calls: int | None
 
-    @classmethod
-    def take(cls, server_pid: int) -> CpuSnapshot:
-        """Read all three counters now."""
-        return cls(
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """What to read at the edges of a measured window."""
+
+    server_pid: int
+    redis_url: str | None = None
+
+    def snapshot(self) -> Snapshot:
+        """Read every counter now."""
+        return Snapshot(
             at=time.monotonic(),
-            server=process_cpu_seconds(server_pid),
+            server=process_cpu_seconds(self.server_pid),
             services=services_cpu_seconds(),
             client=time.process_time(),
+            redis_calls=redis_command_calls(self.redis_url) if self.redis_url else None,
         )
 
 
@@ -187,6 +209,7 @@ class PhaseResult:
     server_cpu_s: float
     services_cpu_s: float
     client_cpu_s: float
+    redis_calls: int | None
     problems: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -199,21 +222,41 @@ class PhaseResult:
         """Postgres+Redis CPU milliseconds per round trip or turn."""
         return 1000 * self.services_cpu_s / self.operations if self.operations else float("nan")
 
+    @property
+    def redis_calls_per_op(self) -> float | None:
+        """Redis commands per round trip or turn (None without Redis)."""
+        if self.redis_calls is None or not self.operations:
+            return None
+        return self.redis_calls / self.operations
 
-def summarise(name: str, clients: int, samples: list[Sample], start: CpuSnapshot, end: CpuSnapshot,
-              problems: Counter[str]) -> PhaseResult:
+
+def summarise(
+    name: str, clients: int, samples: list[Sample], start: Snapshot, end: Snapshot, problems: Counter[str]
+) -> PhaseResult:
     """Keep the samples that completed inside the window and reduce them to figures."""
     inside = [s for s in samples if start.at <= s.done <= end.at]
     window = end.at - start.at
     latencies = [1000 * (s.done - s.sent) for s in inside] or [float("nan")]
     acks = [1000 * (s.acked - s.sent) for s in inside if s.acked is not None]
+    redis_calls = None
+    if start.redis_calls is not None and end.redis_calls is not None:
+        redis_calls = end.redis_calls - start.redis_calls
     return PhaseResult(
-        name=name, clients=clients, window_s=window, operations=len(inside), rate=len(inside) / window,
-        p50_ms=percentile(latencies, 0.50), p99_ms=percentile(latencies, 0.99),
+        name=name,
+        clients=clients,
+        window_s=window,
+        operations=len(inside),
+        rate=len(inside) / window,
+        p50_ms=percentile(latencies, 0.50),
+        p99_ms=percentile(latencies, 0.99),
         ack_p50_ms=percentile(acks, 0.50) if acks else None,
-        deltas=sum(s.deltas for s in inside), words=sum(s.words for s in inside),
-        server_cpu_s=end.server - start.server, services_cpu_s=end.services - start.services,
-        client_cpu_s=end.client - start.client, problems=dict(problems),
+        deltas=sum(s.deltas for s in inside),
+        words=sum(s.words for s in inside),
+        server_cpu_s=end.server - start.server,
+        services_cpu_s=end.services - start.services,
+        client_cpu_s=end.client - start.client,
+        redis_calls=redis_calls,
+        problems=dict(problems),
     )
 
 
@@ -335,12 +378,12 @@ async def _client_loop(client: BenchClient, stop_at: float, samples: list[Sample
             return
 
 
-async def _cpu_window(start_at: float, end_at: float, server_pid: int) -> tuple[CpuSnapshot, CpuSnapshot]:
-    """CPU snapshots at the start and the end of the measured window."""
+async def _window(start_at: float, end_at: float, probe: Probe) -> tuple[Snapshot, Snapshot]:
+    """Snapshots at the start and the end of the measured window (their times define it)."""
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
-    start = CpuSnapshot.take(server_pid)
+    start = probe.snapshot()
     await asyncio.sleep(max(0.0, end_at - time.monotonic()))
-    return start, CpuSnapshot.take(server_pid)
+    return start, probe.snapshot()
 
 
 async def run_phase(
@@ -350,24 +393,27 @@ async def run_phase(
     clients: int,
     warmup_s: float,
     seconds: float,
-    server_pid: int,
+    probe: Probe,
 ) -> PhaseResult:
     """Open `clients` connections, run them back to back, measure the window after the warm-up."""
     problems: Counter[str] = Counter()
     samples: list[Sample] = []
-    async with asyncio.timeout(30):
+    async with asyncio.timeout(CONNECT_TIMEOUT_S):
         opened: list[BenchClient] = list(await asyncio.gather(*(open_client(i) for i in range(clients))))
     try:
         begin = time.monotonic()
         start_at, end_at = begin + warmup_s, begin + warmup_s + seconds
-        async with asyncio.timeout(warmup_s + seconds + TURN_TIMEOUT_S + 10):
-            window, *_ = await asyncio.gather(
-                _cpu_window(start_at, end_at, server_pid),
-                *(_client_loop(client, end_at, samples, problems) for client in opened),
-            )
+        window = asyncio.create_task(_window(start_at, end_at, probe))
+        try:
+            # Clients finish the operation in flight after end_at; this bounds a stuck one.
+            async with asyncio.timeout(warmup_s + seconds + TURN_TIMEOUT_S + 5):
+                await asyncio.gather(*(_client_loop(client, end_at, samples, problems) for client in opened))
+        except TimeoutError:
+            problems["phase deadline passed: clients still waiting were cancelled"] += 1
+        start, end = await window
     finally:
         await asyncio.gather(*(client.connection.close() for client in opened), return_exceptions=True)
-    return summarise(name, clients, samples, *window, problems)
+    return summarise(name, clients, samples, start, end, problems)
 
 
 # --- server and databases -------------------------------------------------------------------
@@ -383,11 +429,19 @@ def base_env(knowledge_dir: Path) -> dict[str, str]:
     dropped = {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "KNOWLEDGE_DIR", "DJANGO_SETTINGS_MODULE"}
     env = {key: value for key, value in os.environ.items() if key not in dropped}
     env.update(
-        PARLEY_DOTENV="0", PARLEY_ENV="test", DEBUG="0", LOG_LEVEL="warning", PYTHONUNBUFFERED="1",
-        LOCAL_TOKEN_DELAY_MS="0", KNOWLEDGE_DIR=str(knowledge_dir),
-        CHAT_RATE_LIMIT_PER_MINUTE=HUGE, CHAT_RATE_LIMIT_BURST=HUGE, CHAT_IP_RATE_LIMIT_PER_MINUTE=HUGE,
+        PARLEY_DOTENV="0",
+        PARLEY_ENV="test",
+        DEBUG="0",
+        LOG_LEVEL="warning",
+        PYTHONUNBUFFERED="1",
+        LOCAL_TOKEN_DELAY_MS="0",
+        KNOWLEDGE_DIR=str(knowledge_dir),
+        CHAT_RATE_LIMIT_PER_MINUTE=HUGE,
+        CHAT_RATE_LIMIT_BURST=HUGE,
+        CHAT_IP_RATE_LIMIT_PER_MINUTE=HUGE,
         # Per-connection frame limit (600/min by default) would throttle 10+ turns/s per client.
-        CHAT_FRAME_RATE_LIMIT_PER_MINUTE=HUGE, MAX_CONNECTIONS_PER_IP="1000",
+        CHAT_FRAME_RATE_LIMIT_PER_MINUTE=HUGE,
+        MAX_CONNECTIONS_PER_IP="1000",
     )
     return env
 
@@ -421,8 +475,15 @@ class DaphneServer:
 
     def __enter__(self) -> DaphneServer:
         command = [
-            str(DAPHNE), "-b", "127.0.0.1", "-p", str(self.port),
-            "--websocket-max-message-size", "65536", "--websocket-max-frame-size", "65536",
+            str(DAPHNE),
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "--websocket-max-message-size",
+            "65536",
+            "--websocket-max-frame-size",
+            "65536",
             self.application,
         ]
         with open(self.log_path, "ab") as log:
@@ -492,7 +553,9 @@ class Durability:
         """Every ack is stored, nothing else is, and every reply is complete."""
         incomplete = sum(count for status, count in self.assistant_statuses.items() if status != "complete")
         return (
-            self.missing == 0 and self.unacknowledged == 0 and incomplete == 0
+            self.missing == 0
+            and self.unacknowledged == 0
+            and incomplete == 0
             and sum(self.assistant_statuses.values()) == self.stored
         )
 
@@ -505,7 +568,10 @@ def check_durability(connection: Any, acked: set[str]) -> Durability:
         "SELECT status, COUNT(*) FROM assistant_chatmessage WHERE role = 'assistant' GROUP BY status"
     ).fetchall()
     return Durability(
-        acked=len(acked), stored=len(rows), missing=len(acked - stored), unacknowledged=len(stored - acked),
+        acked=len(acked),
+        stored=len(rows),
+        missing=len(acked - stored),
+        unacknowledged=len(stored - acked),
         assistant_statuses={status: count for status, count in statuses},
     )
 
@@ -581,8 +647,12 @@ class PostgresBackend:
             client.close()
         except redis.RedisError as exc:
             raise BackendUnavailable(f"Redis at {REDIS_URL} is unreachable: {exc}") from exc
-        return {"DATABASE_URL": POSTGRES_URL, "REDIS_URL": REDIS_URL, "CHANNEL_LAYER_PREFIX": "bench",
-                "CACHE_KEY_PREFIX": "bench"}
+        return {
+            "DATABASE_URL": POSTGRES_URL,
+            "REDIS_URL": REDIS_URL,
+            "CHANNEL_LAYER_PREFIX": "bench",
+            "CACHE_KEY_PREFIX": "bench",
+        }
 
     def durability(self, acked: set[str]) -> Durability:
         """Query the benchmark database."""
@@ -640,6 +710,7 @@ def run_backend(backend: Backend, args: argparse.Namespace) -> BackendResult:
         write_knowledge_base(workdir / "knowledge")
         env = base_env(workdir / "knowledge") | backend.prepare(workdir)
         env.update(item.split("=", 1) for item in args.server_env)
+        redis_url = env.get("REDIS_URL")
         print(f"[{backend.label}] migrating a fresh database…", flush=True)
         migrate(env)
         log_path = Path(tempfile.gettempdir()) / f"parley-bench-{backend.key}-daphne.log"
@@ -648,27 +719,50 @@ def run_backend(backend: Backend, args: argparse.Namespace) -> BackendResult:
         checks: list[Durability] = []
 
         def phase(name: str, server: DaphneServer, opener: Callable[[int], Any]) -> PhaseResult:
-            print(f"[{backend.label}] {name}: {args.clients} clients, {args.warmup:g} s warm-up + "
-                  f"{args.seconds:g} s…", flush=True)
-            result = asyncio.run(run_phase(name, opener, clients=args.clients, warmup_s=args.warmup,
-                                           seconds=args.seconds, server_pid=server.pid))
-            print(f"[{backend.label}] {name}: {result.operations} in {result.window_s:.1f} s = "
-                  f"{result.rate:.0f}/s, p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms"
-                  + (f", {sum(result.problems.values())} problems" if result.problems else ""), flush=True)
+            print(
+                f"[{backend.label}] {name}: {args.clients} clients, {args.warmup:g} s warm-up + {args.seconds:g} s…",
+                flush=True,
+            )
+            result = asyncio.run(
+                run_phase(
+                    name,
+                    opener,
+                    clients=args.clients,
+                    warmup_s=args.warmup,
+                    seconds=args.seconds,
+                    probe=Probe(server.pid, redis_url),
+                )
+            )
+            print(
+                f"[{backend.label}] {name}: {result.operations} in {result.window_s:.1f} s = "
+                f"{result.rate:.0f}/s, p50 {result.p50_ms:.1f} ms, p99 {result.p99_ms:.1f} ms"
+                + (f", {sum(result.problems.values())} problems" if result.problems else ""),
+                flush=True,
+            )
             return result
 
         with DaphneServer(env | {"LOCAL_CHUNK_WORDS": "0"}, log_path) as server:
             echo = phase("echo", server, lambda i: _open_echo(server.url("/ws/echo/"), i))
-            chat = phase("chat (1 chunk)", server,
-                         lambda i: ChatClient.open(server.url("/ws/chat/"), f"chat-{i}", acked))
+            chat = phase(
+                "chat (1 chunk)", server, lambda i: ChatClient.open(server.url("/ws/chat/"), f"chat-{i}", acked)
+            )
         checks.append(backend.durability(acked))
         with DaphneServer(env | {"LOCAL_CHUNK_WORDS": "1"}, log_path) as server:
-            stream = phase("streaming (~100 chunks)", server,
-                           lambda i: ChatClient.open(server.url("/ws/chat/"), f"stream-{i}", acked))
+            stream = phase(
+                "streaming (~100 chunks)",
+                server,
+                lambda i: ChatClient.open(server.url("/ws/chat/"), f"stream-{i}", acked),
+            )
         checks.append(backend.durability(acked))
         return BackendResult(
-            backend=backend.label, durability_settings=backend.settings_note(), echo=echo, chat=chat, stream=stream,
-            durability=checks, server_log=str(log_path), server_errors=dict(log_errors(log_path)),
+            backend=backend.label,
+            durability_settings=backend.settings_note(),
+            echo=echo,
+            chat=chat,
+            stream=stream,
+            durability=checks,
+            server_log=str(log_path),
+            server_errors=dict(log_errors(log_path)),
         )
 
 
@@ -689,14 +783,18 @@ def report_rows(result: BackendResult) -> dict[str, str]:
         "echo round trips/s": _fmt(echo.rate),
         "echo p50 / p99 (ms)": f"{_fmt(echo.p50_ms, 1)} / {_fmt(echo.p99_ms, 1)}",
         "echo server CPU (ms/round trip)": _fmt(echo.server_cpu_ms_per_op, 3),
+        "echo server / client CPU (% of a core)": f"{_fmt(100 * echo.server_cpu_s / echo.window_s)} / "
+        f"{_fmt(100 * echo.client_cpu_s / echo.window_s)}",
         "chat turns/s (1-chunk replies)": _fmt(chat.rate),
         "ratio turns/s : echo rt/s": _fmt(result.ratio, 3),
+        "ratio by server CPU (echo ms/rt ÷ ms/turn)": _fmt(echo.server_cpu_ms_per_op / chat.server_cpu_ms_per_op, 3),
         "turn p50 / p99 (ms, send→reply.end)": f"{_fmt(chat.p50_ms, 1)} / {_fmt(chat.p99_ms, 1)}",
         "ack p50 (ms, send→ack)": _fmt(chat.ack_p50_ms, 1),
         "chat server CPU (ms/turn)": _fmt(chat.server_cpu_ms_per_op, 2),
-        "chat server CPU (% of one core)": _fmt(100 * chat.server_cpu_s / chat.window_s),
+        "chat server / client CPU (% of a core)": f"{_fmt(100 * chat.server_cpu_s / chat.window_s)} / "
+        f"{_fmt(100 * chat.client_cpu_s / chat.window_s)}",
         "chat Postgres+Redis CPU (ms/turn)": _fmt(chat.services_cpu_ms_per_op, 2),
-        "chat client CPU (% of one core)": _fmt(100 * chat.client_cpu_s / chat.window_s),
+        "chat Redis commands / turn": _fmt(chat.redis_calls_per_op, 1),
         "streaming replies/s": _fmt(stream.rate),
         "streaming delta frames/s": _fmt(stream.deltas / stream.window_s),
         "streaming words (chunks)/s": _fmt(stream.words / stream.window_s),
@@ -721,7 +819,8 @@ def print_report(results: dict[str, BackendResult | str], clients: int) -> None:
     width = max((len(label) for label in labels), default=10) + 2
     headers = [r.backend if isinstance(r, BackendResult) else name for name, r in results.items()]
     col = max([24, *(len(value) + 2 for rows in columns.values() for value in rows.values())])
-    print("".ljust(width) + "".join(header.rjust(col) for header in headers))
+    if labels:
+        print("".ljust(width) + "".join(header.rjust(col) for header in headers))
     for label in labels:
         print(label.ljust(width) + "".join(columns[name].get(label, "skipped").rjust(col) for name in results))
     for name, result in results.items():
@@ -739,9 +838,11 @@ def print_report(results: dict[str, BackendResult | str], clients: int) -> None:
     postgres = results.get("postgres")
     if isinstance(postgres, BackendResult):
         met = postgres.ratio >= TARGET_RATIO and postgres.durable
-        print(f"\nTarget (Postgres+Redis): turns/s ≥ {TARGET_RATIO} × echo round trips/s with every message durable "
-              f"before its ack → ratio {postgres.ratio:.3f}, durability {'OK' if postgres.durable else 'FAIL'}: "
-              f"{'MET' if met else 'NOT MET'}")
+        print(
+            f"\nTarget (Postgres+Redis): turns/s ≥ {TARGET_RATIO} × echo round trips/s with every message durable "
+            f"before its ack → ratio {postgres.ratio:.3f}, durability {'OK' if postgres.durable else 'FAIL'}: "
+            f"{'MET' if met else 'NOT MET'}"
+        )
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -753,7 +854,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
     parser.add_argument(
-        "--server-env", action="append", default=[], metavar="KEY=VALUE",
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="extra environment for migrate and the servers, for experiments (repeatable)",
     )
     args = parser.parse_args(argv)
@@ -789,8 +893,10 @@ def main(argv: list[str] | None = None) -> int:
                 results[backend.key] = str(exc)
     print_report(results, args.clients)
     if args.json:
-        raw = {key: asdict(value) if isinstance(value, BackendResult) else {"skipped": value}
-               for key, value in results.items()}
+        raw = {
+            key: asdict(value) if isinstance(value, BackendResult) else {"skipped": value}
+            for key, value in results.items()
+        }
         args.json.write_text(json.dumps(raw, indent=2))
     measured = [result for result in results.values() if isinstance(result, BackendResult)]
     return 0 if all(result.durable and result.problems == 0 for result in measured) else 1

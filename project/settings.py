@@ -103,6 +103,10 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env.path("SQLITE_PATH", BASE_DIR / "db.sqlite3"),
+            # Every database_sync_to_async call of a daphne process runs on one thread, so one
+            # persistent connection serves them all; reopening it (and re-running the PRAGMAs)
+            # per call cost ~1.3 ms each (docs/benchmarks.md).
+            "CONN_MAX_AGE": None,
             "OPTIONS": {
                 "timeout": 30,
                 "transaction_mode": "IMMEDIATE",
@@ -121,7 +125,9 @@ if REDIS_URL is not None:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # redis-py's default 5 s socket timeout races channels_redis's 5 s BZPOPMIN and
+                # kills idle consumers with 1011; give the socket more time than the pop.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
                 "prefix": env.string("CHANNEL_LAYER_PREFIX", "parley"),
                 "capacity": 1000,
                 "expiry": 30,

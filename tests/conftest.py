@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from channels.layers import channel_layers
+from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 
@@ -56,6 +56,13 @@ def _fast_defaults(settings) -> None:
 
 @pytest.fixture
 async def drain_replies():
-    """Let reply tasks started by a test finish before its database is flushed."""
+    """Let reply tasks started by a test finish before its database is flushed.
+
+    Then close the Redis layer's connections: a pending 30 s BZPOPMIN must not outlive the
+    test's event loop.
+    """
     yield
     await registry.drain()
+    close_pools = getattr(get_channel_layer(), "close_pools", None)
+    if close_pools is not None:
+        await close_pools()

@@ -106,6 +106,18 @@ async def test_fifty_concurrent_clients_leave_exactly_what_was_sent_in_the_datab
 
 
 @pytest.mark.services
+async def test_an_idle_connection_stays_open_on_the_redis_channel_layer() -> None:
+    """redis-py's 5 s socket timeout once raced channels_redis's 5 s pop and closed it with 1011."""
+    with daphne(FAST) as base:
+        async with websockets.connect(f"{base}/ws/chat/") as ws:
+            await ws.send(json.dumps({"type": "hello"}))
+            await recv(ws, "welcome")
+            await asyncio.sleep(12)
+            await ws.send(json.dumps({"type": "ping"}))
+            assert await recv(ws, "pong") == {"type": "pong"}
+
+
+@pytest.mark.services
 async def test_two_server_processes_share_sessions_and_live_streams() -> None:
     slow = dict(FAST, LOCAL_TOKEN_DELAY_MS="15", CHAT_CHECKPOINT_INTERVAL_S="0.2")
     with daphne(slow) as server_a, daphne(slow) as server_b:
