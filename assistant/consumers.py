@@ -24,7 +24,7 @@ from assistant.groups import reply_control_group, session_group
 from assistant.models import ChatMessage, ChatSession
 from assistant.protocol import ClientError
 from assistant.ratelimit import TokenBucket, connections, ip_window_take
-from assistant.selectors import iso, user_message_by_client_id
+from assistant.selectors import history_message, iso, user_message_by_client_id
 from assistant.streaming import Frame, ReplyJob, publish, registry
 
 logger = logging.getLogger(__name__)
@@ -210,7 +210,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.message_bucket.refund()
         if turn.duplicate or turn.assistant_message is None:
             return
-        announce = {"type": "message", **services.live_message(user), "_others": True}
+        announce = {"type": "message", **history_message(user), "_others": True}
         self.streams[turn.assistant_message.seq] = 0
         registry.start(
             ReplyJob(

@@ -78,9 +78,4 @@ class ConnectionCounter:
             else:
                 self._counts.pop(ip, None)
 
-    def count(self, ip: str) -> int:
-        """Open connections of `ip`."""
-        return self._counts.get(ip, 0)
-
-
 connections = ConnectionCounter()

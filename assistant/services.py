@@ -21,7 +21,7 @@ from django.utils import timezone
 from assistant import protocol
 from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, SessionRating
 from assistant.protocol import ClientError, HistoryMessage
-from assistant.selectors import history_message, prompt_history, session_history
+from assistant.selectors import prompt_history, session_history
 
 TITLE_CHARS = 60
 PROMPT_HISTORY_TURNS = 20
@@ -296,8 +296,3 @@ def session_end(*, session: ChatSession) -> None:
 def event_record(*, session: ChatSession, name: str, data: dict[str, object]) -> ChatEvent:
     """Store one visitor action reported by the widget."""
     return ChatEvent.objects.create(session=session, name=name, data=data)
-
-
-def live_message(message: ChatMessage) -> HistoryMessage:
-    """A message as other tabs of the session receive it live."""
-    return history_message(message)
