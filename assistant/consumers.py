@@ -8,14 +8,19 @@ while it streams. See docs/protocol.md.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import logging
 import uuid
 from typing import Any
 
-from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 
 from assistant import protocol, services
@@ -25,11 +30,10 @@ from assistant.models import ChatMessage, ChatSession
 from assistant.protocol import ClientError
 from assistant.ratelimit import TokenBucket, connections, ip_window_take
 from assistant.selectors import history_message, iso, user_message_by_client_id
-from assistant.streaming import Frame, ReplyJob, publish, registry
+from assistant.streaming import PROCESS_ID, Frame, ReplyJob, hub, layer_is_shared, publish, registry
 
 logger = logging.getLogger(__name__)
 
-_ip_window_take = sync_to_async(ip_window_take, thread_sensitive=False)
 _session_open = database_sync_to_async(services.session_open)
 _turn_begin = database_sync_to_async(services.turn_begin)
 _feedback_upsert = database_sync_to_async(services.feedback_upsert)
@@ -46,6 +50,42 @@ class ChatConsumer(AsyncWebsocketConsumer):
     group: str | None = None
     ip: str = "unknown"
     counted = False
+
+    # --- plumbing --------------------------------------------------------------------------
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' own loop, plus a third source: the local inbox.
+
+        Replies generated in this process put their frames in `inbox` (see `streaming.hub`)
+        instead of a channel-layer round trip. Dispatch stays one message at a time, so a
+        reply's frames never interleave with a handler (a `welcome` is always sent first).
+        """
+        self.scope = scope
+        self.inbox: asyncio.Queue[Frame] = asyncio.Queue()
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        if self.channel_layer is None:
+            raise RuntimeError("The chat consumer needs a channel layer (CHANNEL_LAYERS).")
+        self.channel_name = await self.channel_layer.new_channel()
+        self.channel_receive = functools.partial(self.channel_layer.receive, self.channel_name)
+        self.base_send = send
+        try:
+            await await_many_dispatch([receive, self.channel_receive, self.inbox.get], self.dispatch)
+        except StopConsumer:
+            pass
+        finally:
+            if self.group is not None:
+                hub.leave(self.group, self.inbox)
+
+    async def dispatch(self, message: Frame) -> None:
+        """Call the handler for `message["type"]`.
+
+        Channels' dispatch also runs `aclose_old_connections` (a thread hop) before every
+        message; here every database unit goes through `database_sync_to_async`, which already
+        closes stale connections around itself, so that hop is skipped.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- lifecycle -------------------------------------------------------------------------
     async def connect(self) -> None:
@@ -79,6 +119,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             connections.release(self.ip)
             self.counted = False
         if self.group is not None:
+            # Hub first, layer group second: see `streaming.has_remote_members`.
+            hub.leave(self.group, self.inbox)
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
@@ -134,8 +176,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         group = session_group(frame["session_id"]) if _is_uuid(frame.get("session_id")) else None
         if group is not None:
-            # Join before reading history, so nothing published in between is missed.
+            # Join before reading history, so nothing published in between is missed; the
+            # layer group before the hub (see `streaming.has_remote_members`).
             await self.channel_layer.group_add(group, self.channel_name)
+            hub.join(group, self.inbox)
         try:
             opened = await _session_open(
                 session_id=frame.get("session_id"),
@@ -146,12 +190,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         except ClientError:
             if group is not None:
+                hub.leave(group, self.inbox)
                 await self.channel_layer.group_discard(group, self.channel_name)
             raise
         self.session = opened.session
         self.group = session_group(opened.session.public_id)
         if group is None:
             await self.channel_layer.group_add(self.group, self.channel_name)
+            hub.join(self.group, self.inbox)
         welcome: dict[str, Any] = {
             "type": "welcome",
             "session_id": str(opened.session.public_id),
@@ -189,7 +235,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         wait = self.message_bucket.take()
         if wait is None:
-            wait = await _ip_window_take(self.ip, settings.CHAT_IP_RATE_LIMIT_PER_MINUTE)
+            wait = await ip_window_take(self.ip, settings.CHAT_IP_RATE_LIMIT_PER_MINUTE)
         if wait is not None:
             # A resend of a message that was stored (its ack lost) still gets its ack.
             stored = await _user_message_by_client_id(session=self.session, client_id=client_id)
@@ -241,9 +287,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def handle_stop(self, frame: dict[str, Any]) -> None:
         """Stop the reply being generated, in this process or another; idempotent."""
         assert self.session is not None and self.group is not None
-        if not registry.stop(self.session.pk):
+        if not registry.stop(self.session.pk) and layer_is_shared(self.channel_layer):
             control = reply_control_group(self.session.public_id)
-            await self.channel_layer.group_send(control, {"type": "chat.stop"})
+            await self.channel_layer.group_send(control, {"type": "chat.stop", "session": self.session.pk})
 
     async def handle_feedback(self, frame: dict[str, Any]) -> None:
         """Upsert thumbs up/down on an assistant reply; every tab sees `feedback.ack`."""
@@ -284,7 +330,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- channel layer ---------------------------------------------------------------------
     async def chat_frames(self, event: dict[str, Any]) -> None:
-        """Frames published to the session group: forward them, filling stream gaps."""
+        """Frames published to the session: forward them, filling stream gaps."""
+        if event.get("process") == PROCESS_ID:
+            return  # the layer copy of frames this process already delivered to `inbox`
         from_self = event.get("origin") == self.channel_name
         for frame in event["frames"]:
             if frame.get("_others") and from_self:
@@ -322,10 +370,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Hold this reply's deltas until its generating process sends the text so far."""
         assert self.session is not None
         self.awaiting_snapshot[seq] = buffered
-        await self.channel_layer.group_send(
-            reply_control_group(self.session.public_id),
-            {"type": "chat.snapshot_request", "seq": seq, "reply_channel": self.channel_name},
-        )
+        job = registry.get(self.session.pk)
+        if job is not None and job.seq == seq:
+            self.inbox.put_nowait(job.snapshot_frame())
+        elif layer_is_shared(self.channel_layer):
+            await self.channel_layer.group_send(
+                reply_control_group(self.session.public_id),
+                {
+                    "type": "chat.snapshot_request",
+                    "session": self.session.pk,
+                    "seq": seq,
+                    "reply_channel": self.channel_name,
+                },
+            )
 
     async def _send_delta(self, seq: int, offset: int, text: str) -> None:
         """Send the part of `text` (starting at `offset` of the reply) this client lacks."""

@@ -1,15 +1,24 @@
 """Rate limits: a token bucket per connection, a shared per-IP window, connections per IP.
 
-The per-IP message window lives in the Django cache, so with REDIS_URL set every server
-process counts against the same number. Connection counts are per process.
+The per-IP message window is a counter in the cache: with REDIS_URL set it lives in Redis, so
+every server process counts against the same number; otherwise in the local-memory cache.
+Connection counts are per process.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import threading
 import time
+import weakref
 
+import redis.asyncio
+from django.conf import settings
 from django.core.cache import cache
+
+logger = logging.getLogger(__name__)
+WINDOW_S = 60
 
 
 class TokenBucket:
@@ -36,21 +45,60 @@ class TokenBucket:
         self.tokens = min(self.capacity, self.tokens + 1)
 
 
-def ip_window_take(ip: str, per_minute: int) -> float | None:
+async def ip_window_take(ip: str, per_minute: int) -> float | None:
     """Count one message for `ip` in the shared one-minute window; None or seconds to wait.
 
-    Blocking (cache round trips): call through sync_to_async(thread_sensitive=False).
+    On Redis this is one pipelined round trip from the event loop (INCR, then EXPIRE NX so
+    the key outlives its window by one more), not a thread hop per cache call. If Redis
+    cannot be reached the message is allowed and the outage logged: the limit is a guard,
+    and the message itself is about to be stored in the database.
     """
     now = time.time()
-    window = int(now // 60)
-    key = f"chat:ip:{ip}:{window}"
-    try:
-        count = cache.incr(key)
-    except ValueError:
-        count = 1 if cache.add(key, 1, timeout=120) else cache.incr(key)
+    key = f"chat:ip:{ip}:{int(now // WINDOW_S)}"
+    if settings.REDIS_URL is None:
+        count = _local_incr(key)
+    else:
+        full_key = cache.make_key(key)
+        try:
+            async with _redis().pipeline(transaction=False) as pipe:
+                pipe.incr(full_key)
+                pipe.expire(full_key, 2 * WINDOW_S, nx=True)
+                count, _ = await pipe.execute()
+        except redis.RedisError:
+            logger.exception("Per-IP rate limit unavailable (Redis); allowing the message")
+            return None
     if count > per_minute:
-        return 60 - (now % 60)
+        return WINDOW_S - (now % WINDOW_S)
     return None
+
+
+def _local_incr(key: str) -> int:
+    """The local-memory cache: in-process, so calling it from the event loop blocks nothing."""
+    try:
+        return cache.incr(key)
+    except ValueError:
+        return 1 if cache.add(key, 1, timeout=2 * WINDOW_S) else cache.incr(key)
+
+
+# redis.asyncio clients belong to the event loop that created them (tests run several loops).
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
+
+
+def _redis() -> redis.asyncio.Redis:
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        assert settings.REDIS_URL is not None
+        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
+        _clients[loop] = client
+    return client
+
+
+async def close_redis() -> None:
+    """Close this event loop's Redis client (tests and shutdown)."""
+    client = _clients.pop(asyncio.get_running_loop(), None)
+    if client is not None:
+        await client.aclose()
 
 
 class ConnectionCounter:
@@ -77,5 +125,6 @@ class ConnectionCounter:
                 self._counts[ip] = remaining
             else:
                 self._counts.pop(ip, None)
+
 
 connections = ConnectionCounter()

@@ -55,7 +55,11 @@ def history_message(message: ChatMessage) -> HistoryMessage:
 
 
 def prompt_history(*, session_id: int, before_seq: int, limit: int) -> list[tuple[str, str]]:
-    """The last `limit` finished visitor/assistant turns before `before_seq`, oldest first."""
+    """The last `limit` finished visitor/assistant turns before `before_seq`, oldest first.
+
+    Empty texts (a reply interrupted before its first word) are left out: vendor APIs refuse
+    empty messages.
+    """
     rows = (
         ChatMessage.objects.filter(
             session_id=session_id,
@@ -63,6 +67,7 @@ def prompt_history(*, session_id: int, before_seq: int, limit: int) -> list[tupl
             role__in=[ChatMessage.Role.USER, ChatMessage.Role.ASSISTANT],
         )
         .exclude(status__in=[ChatMessage.Status.STREAMING, ChatMessage.Status.FAILED])
+        .exclude(text="")
         .order_by("-seq")
         .values_list("role", "text")[:limit]
     )

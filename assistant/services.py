@@ -11,11 +11,11 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from assistant import protocol
@@ -143,53 +143,50 @@ def _identity_fields(identity: Identity | None) -> dict[str, str]:
     }
 
 
-def _interrupt_stale_replies(session: ChatSession, now) -> int:
-    """Mark replies whose writer stopped checkpointing (a crashed process) as interrupted."""
-    return ChatMessage.objects.filter(
+def _interrupt_stale_replies(session: ChatSession, now: datetime, among: list[int] | None = None) -> int:
+    """Mark replies whose writer stopped checkpointing (a crashed process) as interrupted.
+
+    `among` limits the update to rows already known to be streaming (it saves a scan).
+    """
+    rows = ChatMessage.objects.filter(
         session=session, status=ChatMessage.Status.STREAMING, updated_at__lt=now - stale_before()
-    ).update(status=ChatMessage.Status.INTERRUPTED, finished_at=now, updated_at=now)
+    )
+    if among is not None:
+        rows = rows.filter(pk__in=among)
+    return rows.update(status=ChatMessage.Status.INTERRUPTED, finished_at=now, updated_at=now)
 
 
 def turn_begin(*, session: ChatSession, text: str, client_id: str) -> TurnStarted:
     """Store the visitor message and the assistant placeholder, or return the earlier ack.
 
-    One transaction allocates both seqs from the session row, which also serialises concurrent
-    tabs of the same session. A repeated `client_id` returns the original message and starts
-    no second reply.
+    One transaction of five statements (this is the hot path of every turn). Allocating the
+    two seqs comes first because it takes the session row's write lock: concurrent turns of
+    the same session (other tabs, a resend of the same `client_id`) queue there, so the checks
+    that follow see whatever those committed. A repeated `client_id` returns the original
+    message and starts no second reply; both refusals roll the seq allocation back.
     """
     now = timezone.now()
     with transaction.atomic():
-        existing = ChatMessage.objects.filter(session=session, client_id=client_id).first()
-        if existing is not None:
-            return TurnStarted(user_message=existing, assistant_message=None, duplicate=True, history=[])
-        _interrupt_stale_replies(session, now)
-        if ChatMessage.objects.filter(session=session, status=ChatMessage.Status.STREAMING).exists():
+        user_seq, title = _allocate_turn(session, make_title(text), now)
+        earlier = list(
+            ChatMessage.objects.filter(session=session).filter(
+                Q(client_id=client_id) | Q(status=ChatMessage.Status.STREAMING)
+            )
+        )
+        duplicate = next((message for message in earlier if message.client_id == client_id), None)
+        if duplicate is not None:
+            transaction.set_rollback(True)
+            return TurnStarted(user_message=duplicate, assistant_message=None, duplicate=True, history=[])
+        streaming = [message.pk for message in earlier if message.status == ChatMessage.Status.STREAMING]
+        if streaming and _interrupt_stale_replies(session, now, among=streaming) < len(streaming):
             raise ClientError(
                 protocol.REPLY_IN_PROGRESS,
                 "Wait for the current reply to finish, or send 'stop' first.",
                 client_id=client_id,
             )
-        updates: dict[str, object] = {"last_seq": F("last_seq") + 2, "last_seen_at": now, "updated_at": now}
-        if session.status == ChatSession.Status.CLOSED:
-            updates.update(status=ChatSession.Status.ACTIVE, closed_at=None)
-        ChatSession.objects.filter(pk=session.pk).update(**updates)
-        fresh = ChatSession.objects.values("last_seq", "title").get(pk=session.pk)
-        user_seq = fresh["last_seq"] - 1
-        if not fresh["title"]:
-            title = make_title(text)
-            ChatSession.objects.filter(pk=session.pk).update(title=title)
-            session.title = title
-        session.status = ChatSession.Status.ACTIVE
-        session.closed_at = None
-        try:
-            with transaction.atomic():
-                user_message = ChatMessage.objects.create(
-                    session=session, seq=user_seq, role=ChatMessage.Role.USER, text=text, client_id=client_id
-                )
-        except IntegrityError:
-            # Another connection stored the same client_id between our check and insert.
-            existing = ChatMessage.objects.get(session=session, client_id=client_id)
-            return TurnStarted(user_message=existing, assistant_message=None, duplicate=True, history=[])
+        user_message = ChatMessage.objects.create(
+            session=session, seq=user_seq, role=ChatMessage.Role.USER, text=text, client_id=client_id
+        )
         assistant_message = ChatMessage.objects.create(
             session=session,
             seq=user_seq + 1,
@@ -197,8 +194,39 @@ def turn_begin(*, session: ChatSession, text: str, client_id: str) -> TurnStarte
             status=ChatMessage.Status.STREAMING,
             reply_to=user_message,
         )
-        history = prompt_history(session_id=session.pk, before_seq=user_seq, limit=PROMPT_HISTORY_TURNS)
+        history = (
+            prompt_history(session_id=session.pk, before_seq=user_seq, limit=PROMPT_HISTORY_TURNS)
+            if user_seq > 1
+            else []
+        )
+    session.title, session.status, session.closed_at = title, ChatSession.Status.ACTIVE, None
+    session.last_seq = user_seq + 1
     return TurnStarted(user_message=user_message, assistant_message=assistant_message, duplicate=False, history=history)
+
+
+def _allocate_turn(session: ChatSession, title: str, now: datetime) -> tuple[int, str]:
+    """Reserve seqs for a visitor message and its reply; reopen the session; title it once.
+
+    One `UPDATE … RETURNING` (Postgres, and SQLite since 3.35), which Django's ORM cannot
+    express: the ORM would need a second query to read the new `last_seq` back.
+    Returns the visitor message's seq and the session title.
+    """
+    ops, quote = connection.ops, connection.ops.quote_name
+    stamp = ops.adapt_datetimefield_value(now)
+    sql = (
+        f"UPDATE {quote(ChatSession._meta.db_table)} SET {quote('last_seq')} = {quote('last_seq')} + 2, "
+        f"{quote('last_seen_at')} = %s, {quote('updated_at')} = %s, {quote('status')} = %s, "
+        f"{quote('closed_at')} = NULL, "
+        f"{quote('title')} = CASE WHEN {quote('title')} = '' THEN %s ELSE {quote('title')} END "
+        f"WHERE {quote('id')} = %s RETURNING {quote('last_seq')}, {quote('title')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [stamp, stamp, ChatSession.Status.ACTIVE, title, session.pk])
+        row = cursor.fetchone()
+    if row is None:
+        raise ClientError(protocol.SESSION_NOT_FOUND, "This session no longer exists.")
+    last_seq, stored_title = row
+    return last_seq - 1, stored_title
 
 
 def make_title(text: str) -> str:

@@ -1,10 +1,17 @@
-"""Running one assistant reply as a task, and broadcasting it to the session's group.
+"""Running one assistant reply as a task, and delivering it to every connection of the session.
 
 The reply is owned by the process that received the visitor message, not by the connection:
-if the visitor disconnects, the reply still finishes and is stored. Every connection of the
-session, in any process, sees the stream through the session's channel-layer group. The layer is
-at-most-once, so deltas carry a private `_offset` and `reply.end` the full text: a connection
-that missed a delta (or joined late) fills the gap instead of showing a hole.
+if the visitor disconnects, the reply still finishes and is stored.
+
+Delivery has two paths. Connections in this process get frames straight into their inbox
+(`hub`), with no channel-layer round trip. Connections in other processes get them through the
+session's channel-layer group, which is used only while the group has members outside this
+process (checked once per reply, and switched on when a remote tab asks for a snapshot). The
+layer is at-most-once, so deltas carry a private `_offset` and `reply.end` the full text: a
+connection that missed a delta (or joined late) fills the gap instead of showing a hole.
+
+`stop` and snapshot requests from other processes reach a reply through its session's control
+group, which this process's one control channel joins while the reply runs.
 """
 
 from __future__ import annotations
@@ -12,10 +19,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
+from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
 from assistant import protocol, services
@@ -30,10 +41,79 @@ logger = logging.getLogger(__name__)
 Frame = dict[str, Any]
 
 
-async def publish(group: str, frames: list[Frame], *, origin: str | None = None) -> None:
-    """Send frames to every connection of a session; a layer outage is logged, never raised."""
+#: Tags this process's group messages, so its own connections skip what they already got locally.
+PROCESS_ID = uuid.uuid4().hex
+
+
+class LocalHub:
+    """The inboxes of this process's connections, by session group."""
+
+    def __init__(self) -> None:
+        self._members: defaultdict[str, set[asyncio.Queue[Frame]]] = defaultdict(set)
+
+    def join(self, group: str, inbox: asyncio.Queue[Frame]) -> None:
+        """Register a connection; call after it joined the layer group (see `has_remote_members`)."""
+        self._members[group].add(inbox)
+
+    def leave(self, group: str, inbox: asyncio.Queue[Frame]) -> None:
+        """Forget a connection; call before it leaves the layer group."""
+        members = self._members.get(group)
+        if members is not None:
+            members.discard(inbox)
+            if not members:
+                del self._members[group]
+
+    def count(self, group: str) -> int:
+        """How many connections of `group` live in this process."""
+        return len(self._members.get(group, ()))
+
+    def deliver(self, group: str, event: Frame) -> None:
+        """Queue `event` for every local connection of `group` (they dispatch it in order)."""
+        for inbox in self._members.get(group, ()):
+            inbox.put_nowait(event)
+
+
+hub = LocalHub()
+
+
+def layer_is_shared(layer: BaseChannelLayer | None) -> bool:
+    """True when other processes can be on the layer (anything but the in-memory layer)."""
+    return layer is not None and not isinstance(layer, InMemoryChannelLayer)
+
+
+async def has_remote_members(group: str) -> bool:
+    """Whether `group` may have members in other processes.
+
+    Members join the layer group before the hub and leave it after, so the layer count minus
+    the local count never under-counts remote members; stale entries only over-count (an
+    unneeded publish, never a missed one). Unknown layer types are assumed to have some.
+    """
+    layer = get_channel_layer()
+    if not layer_is_shared(layer):
+        return False
+    if not isinstance(layer, RedisChannelLayer):
+        return True
     try:
-        await get_channel_layer().group_send(group, {"type": "chat.frames", "frames": frames, "origin": origin})
+        # channels_redis keeps a group as a sorted set of channel names under _group_key().
+        members = await layer.connection(layer.consistent_hash(group)).zcard(layer._group_key(group))
+    except Exception:
+        logger.exception("Could not count the members of %s; publishing to the group", group)
+        return True
+    return members > hub.count(group)
+
+
+async def publish(group: str, frames: list[Frame], *, origin: str | None = None, remote: bool = True) -> None:
+    """Send frames to every connection of a session: local inboxes, then (if `remote`) the group.
+
+    A layer outage is logged, never raised: remote clients catch up from the database.
+    """
+    event: Frame = {"type": "chat.frames", "frames": frames, "origin": origin}
+    hub.deliver(group, event)
+    layer = get_channel_layer()
+    if not remote or not layer_is_shared(layer):
+        return
+    try:
+        await layer.group_send(group, dict(event, process=PROCESS_ID))
     except Exception:
         logger.exception("Channel layer send to %s failed; clients will catch up from the database", group)
 
@@ -69,20 +149,88 @@ class ReplyRegistry:
             del self._jobs[job.session_pk]
 
     async def drain(self) -> None:
-        """Wait for every running reply (tests and graceful shutdown)."""
+        """Wait for every running reply, then close the control channel (tests and shutdown)."""
         tasks = [job.task for job in list(self._jobs.values()) if job.task is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        await control.close()
 
 
 registry = ReplyRegistry()
 
 
-class DeltaCoalescer:
-    """Batch reply text so at most one layer message per interval leaves for each reply."""
+class ControlChannel:
+    """This process's one channel for `stop` and snapshot requests from other processes.
 
-    def __init__(self, *, group: str, seq: int, interval_s: float) -> None:
-        self.group = group
+    While a reply runs, this channel is a member of its session's control group; requests
+    name the session, and the listener hands them to the reply in `registry`. One channel and
+    one listener per process replace a channel, a listener and a wake-up message per reply.
+    """
+
+    def __init__(self) -> None:
+        self._layer: BaseChannelLayer | None = None
+        self._name = ""
+        self._task: asyncio.Task[None] | None = None
+
+    async def name(self, layer: BaseChannelLayer) -> str:
+        """The channel name on `layer`, starting the listener on first use in this event loop."""
+        task = self._task
+        if self._layer is not layer or task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            self._layer = layer
+            self._name = await layer.new_channel()
+            self._task = asyncio.create_task(self._listen(layer, self._name), name="reply-control")
+        return self._name
+
+    async def close(self) -> None:
+        """End the listener with a message, not a cancel.
+
+        Cancelling a pending channels_redis receive() breaks the process's shared receive loop.
+        """
+        task, layer, self._task, self._layer = self._task, self._layer, None, None
+        if task is None or layer is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
+            return
+        try:
+            await layer.send(self._name, {"type": "control.close"})
+            await asyncio.wait_for(asyncio.shield(task), 5)
+        except Exception:
+            logger.exception("Could not close the reply control channel cleanly")
+            task.cancel()
+
+    async def _listen(self, layer: BaseChannelLayer, name: str) -> None:
+        while True:
+            try:
+                message = await layer.receive(name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Reply control channel receive failed; retrying")
+                await asyncio.sleep(1)
+                continue
+            kind = message.get("type")
+            if kind == "control.close":
+                return
+            job = registry.get(message.get("session"))  # type: ignore[arg-type]
+            if job is None:
+                continue
+            if kind == "chat.stop":
+                job.request_stop()
+            elif kind == "chat.snapshot_request" and message.get("seq") == job.seq:
+                # A connection in another process joined mid-reply: from now on it needs the group.
+                job.remote = True
+                try:
+                    await layer.send(message["reply_channel"], job.snapshot_frame())
+                except Exception:
+                    logger.exception("Could not send a snapshot of reply %s", job.seq)
+
+
+control = ControlChannel()
+
+
+class DeltaCoalescer:
+    """Batch reply text so at most one message per interval leaves for each reply."""
+
+    def __init__(self, *, send: Callable[[list[Frame]], Awaitable[None]], seq: int, interval_s: float) -> None:
+        self.send = send
         self.seq = seq
         self.interval_s = interval_s
         self.sent_chars = 0
@@ -109,7 +257,7 @@ class DeltaCoalescer:
             end = dict(end_frame, _text=full_text)
             frames.append(end)
             self.layer_messages += 1
-            await publish(self.group, frames)
+            await self.send(frames)
 
     async def _flush_loop(self) -> None:
         while True:
@@ -123,7 +271,7 @@ class DeltaCoalescer:
                 if frames:
                     self._last_flush = time.monotonic()
                     self.layer_messages += 1
-                    await publish(self.group, frames)
+                    await self.send(frames)
 
     def _take_pending(self) -> list[Frame]:
         if not self._pending:
@@ -166,7 +314,11 @@ class ReplyJob:
         self.task: asyncio.Task[None] | None = None
         self._parts: list[str] = []
         self._stop_requested = False
-        self.coalescer = DeltaCoalescer(group=group, seq=self.seq, interval_s=settings.CHAT_DELTA_INTERVAL_MS / 1000)
+        #: Whether other processes need this reply's frames (see `has_remote_members`).
+        self.remote = False
+        self.coalescer = DeltaCoalescer(
+            send=self._publish, seq=self.seq, interval_s=settings.CHAT_DELTA_INTERVAL_MS / 1000
+        )
 
     @property
     def text(self) -> str:
@@ -192,9 +344,12 @@ class ReplyJob:
             "message_id": self.message_id,
             "reply_to": self.reply_to,
         }
-        await publish(self.group, [*self.announce, start_frame], origin=self.origin)
+        control_channel = await self._join_control_group()
+        # After the join: a tab that joins the session group later reads this reply's row from
+        # the database and asks for a snapshot, which reaches us and switches `remote` on.
+        self.remote = await has_remote_members(self.group)
+        await self._publish([*self.announce, start_frame])
         checkpoints = asyncio.create_task(self._checkpoint_loop())
-        control = await self._join_control_group()
         status, error, ttft_ms, usage, hits, provider_name, model = "complete", "", None, UsageReport(), (), "", ""
         cancelled_by_shutdown = False
         try:
@@ -234,7 +389,7 @@ class ReplyJob:
         finally:
             checkpoints.cancel()
         await self._finish(status, error, ttft_ms, usage, hits, provider_name, model, started)
-        await self._leave_control_group(control)
+        await self._leave_control_group(control_channel)
         if cancelled_by_shutdown:
             raise asyncio.CancelledError
 
@@ -294,50 +449,35 @@ class ReplyJob:
         }
         if error:
             end_frame["error"] = error
+        if not self.remote:
+            # A remote tab that read this reply as streaming before `reply_finish` committed is
+            # in the group by now; its snapshot request may come too late to reach us.
+            self.remote = await has_remote_members(self.group)
         await self.coalescer.finish(end_frame, text)
 
-    async def _join_control_group(self) -> tuple[str, asyncio.Task[None]] | None:
-        """Listen for `stop` and snapshot requests from connections on any process."""
+    async def _publish(self, frames: list[Frame]) -> None:
+        await publish(self.group, frames, origin=self.origin, remote=self.remote)
+
+    async def _join_control_group(self) -> str | None:
+        """Let `stop` and snapshot requests from other processes reach this reply."""
         layer = get_channel_layer()
+        if not layer_is_shared(layer):
+            return None  # one process: requests find the reply in `registry` directly
         try:
-            # The default prefix: channels_redis runs one receive loop per prefix behind one lock,
-            # so a second prefix would starve the consumers' channels in this process.
-            channel = await layer.new_channel()
+            channel = await control.name(layer)
             await layer.group_add(self.control_group, channel)
         except Exception:
             logger.exception("Reply %s cannot hear stop requests from other processes", self.seq)
             return None
-        return channel, asyncio.create_task(self._listen(channel))
+        return channel
 
-    async def _leave_control_group(self, control: tuple[str, asyncio.Task[None]] | None) -> None:
-        if control is None:
+    async def _leave_control_group(self, channel: str | None) -> None:
+        if channel is None:
             return
-        channel, listener = control
-        layer = get_channel_layer()
         try:
-            await layer.group_discard(self.control_group, channel)
-            # End the listener with a message, not a cancel: cancelling a pending
-            # channels_redis receive() breaks the process's shared receive loop.
-            await layer.send(channel, {"type": "reply.done"})
-            await asyncio.wait_for(asyncio.shield(listener), 5)
+            await get_channel_layer().group_discard(self.control_group, channel)
         except Exception:
-            logger.exception("Could not leave %s cleanly", self.control_group)
-            listener.cancel()
-
-    async def _listen(self, channel: str) -> None:
-        layer = get_channel_layer()
-        while True:
-            message = await layer.receive(channel)
-            kind = message.get("type")
-            if kind == "reply.done":
-                return
-            if kind == "chat.stop":
-                self.request_stop()
-            elif kind == "chat.snapshot_request" and message.get("seq") == self.seq:
-                try:
-                    await layer.send(message["reply_channel"], self.snapshot_frame())
-                except Exception:
-                    logger.exception("Could not send a snapshot of reply %s", self.seq)
+            logger.exception("Could not leave %s", self.control_group)
 
     async def _checkpoint_loop(self) -> None:
         interval = settings.CHAT_CHECKPOINT_INTERVAL_S

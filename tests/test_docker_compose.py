@@ -62,9 +62,7 @@ def depends_on_of(service: dict) -> dict[str, dict]:
     deps = service.get("depends_on") or {}
     if isinstance(deps, list):
         return {name: {"condition": "service_started"} for name in deps}
-    return {
-        name: (spec or {"condition": "service_started"}) for name, spec in deps.items()
-    }
+    return {name: (spec or {"condition": "service_started"}) for name, spec in deps.items()}
 
 
 def volume_sources_and_targets(service: dict) -> list[tuple[str, str]]:
@@ -89,9 +87,7 @@ def one_off_services(services: dict) -> set[str]:
 
 
 # Minimal nginx.conf parser: a block is a list of (name, args, children-or-None).
-_NGINX_TOKEN = re.compile(
-    r"""\s*(?:("(?:\\.|[^"])*"|'(?:\\.|[^'])*')|([{};])|([^\s{};"']+))"""
-)
+_NGINX_TOKEN = re.compile(r"""\s*(?:("(?:\\.|[^"])*"|'(?:\\.|[^'])*')|([{};])|([^\s{};"']+))""")
 
 
 def parse_nginx(text: str) -> list:
@@ -101,9 +97,7 @@ def parse_nginx(text: str) -> list:
     while position < len(text):
         match = _NGINX_TOKEN.match(text, position)
         if not match or match.end() == position:
-            assert not text[position:].strip(), (
-                f"cannot parse nginx.conf near {text[position:][:40]!r}"
-            )
+            assert not text[position:].strip(), f"cannot parse nginx.conf near {text[position:][:40]!r}"
             break
         position = match.end()
         quoted, punct, word = match.groups()
@@ -156,12 +150,7 @@ def directives(block: list, name: str) -> list[list[str]]:
 
 def ws_location(tree: list) -> list:
     for name, args, children in walk(tree):
-        if (
-            name == "location"
-            and children is not None
-            and args
-            and args[-1].startswith("/ws")
-        ):
+        if name == "location" and children is not None and args and args[-1].startswith("/ws"):
             return children
     pytest.fail("deploy/nginx.conf has no `location /ws/` block")
 
@@ -169,11 +158,7 @@ def ws_location(tree: list) -> list:
 def upstream_targets(tree: list, proxy_pass_url: str) -> set[str]:
     """host:port values a proxy_pass URL resolves to (via upstream blocks or `set` variables)."""
     target = re.sub(r"^[a-z]+://", "", proxy_pass_url).split("/")[0]
-    variables = {
-        args[0]: args[1]
-        for name, args, _ in walk(tree)
-        if name == "set" and len(args) == 2
-    }
+    variables = {args[0]: args[1] for name, args, _ in walk(tree) if name == "set" and len(args) == 2}
     if target in variables:
         target = re.sub(r"^[a-z]+://", "", variables[target]).split("/")[0]
     upstreams = {
@@ -185,19 +170,14 @@ def upstream_targets(tree: list, proxy_pass_url: str) -> set[str]:
 
 
 def header_values(block: list) -> dict[str, str]:
-    return {
-        args[0].lower(): " ".join(args[1:])
-        for args in directives(block, "proxy_set_header")
-    }
+    return {args[0].lower(): " ".join(args[1:]) for args in directives(block, "proxy_set_header")}
 
 
 # --------------------------------------------------------------------------- compose
 
 
 def test_compose_defines_database_cache_migration_web_and_proxy_services(services):
-    assert set(services) >= EXPECTED_SERVICES, (
-        f"missing services: {EXPECTED_SERVICES - set(services)}"
-    )
+    assert set(services) >= EXPECTED_SERVICES, f"missing services: {EXPECTED_SERVICES - set(services)}"
 
 
 def test_compose_file_uses_the_compose_spec_without_a_version_key(compose):
@@ -208,9 +188,7 @@ def test_web_runs_at_least_two_replicas_behind_the_proxy(services):
     replicas = (services["web"].get("deploy") or {}).get("replicas", 1)
     assert int(replicas) >= 2
     assert "web" in depends_on_of(services["proxy"])
-    assert not services["web"].get("ports"), (
-        "web replicas must not publish host ports; the proxy does"
-    )
+    assert not services["web"].get("ports"), "web replicas must not publish host ports; the proxy does"
 
 
 def test_web_serves_daphne_through_manage_serve_with_proxy_headers(services):
@@ -242,9 +220,7 @@ def test_web_redis_url_points_at_the_redis_service(services, web_env):
 
 def test_web_runs_in_production_mode_and_requires_a_secret_key(web_env):
     assert web_env["PARLEY_ENV"] == "production"
-    assert ":?" in web_env["SECRET_KEY"], (
-        "SECRET_KEY must be required from the environment"
-    )
+    assert ":?" in web_env["SECRET_KEY"], "SECRET_KEY must be required from the environment"
 
 
 def test_migrate_and_web_share_the_same_build_and_environment(services):
@@ -275,9 +251,7 @@ def test_every_long_running_service_has_a_healthcheck(services):
     for name in sorted(long_running):
         healthcheck = services[name].get("healthcheck") or {}
         assert healthcheck.get("test"), f"service {name!r} has no healthcheck"
-        assert not healthcheck.get("disable"), (
-            f"service {name!r} disables its healthcheck"
-        )
+        assert not healthcheck.get("disable"), f"service {name!r} disables its healthcheck"
 
 
 def test_web_healthcheck_probes_healthz(services):
@@ -289,19 +263,16 @@ def test_web_healthcheck_probes_healthz(services):
 def test_postgres_data_lives_in_a_named_volume(compose, services):
     named_volumes = set(compose.get("volumes") or {})
     sources = [source for source, _ in volume_sources_and_targets(services["postgres"])]
-    assert any(source in named_volumes for source in sources), (
-        "postgres needs a named data volume"
-    )
+    assert any(source in named_volumes for source in sources), "postgres needs a named data volume"
 
 
 def test_proxy_publishes_a_port_and_mounts_the_nginx_config(services):
     proxy = services["proxy"]
     assert proxy.get("ports"), "the proxy must publish a port"
     mounts = volume_sources_and_targets(proxy)
-    assert any(
-        Path(source).as_posix().removeprefix("./") == "deploy/nginx.conf"
-        for source, _ in mounts
-    ), f"deploy/nginx.conf is not mounted: {mounts}"
+    assert any(Path(source).as_posix().removeprefix("./") == "deploy/nginx.conf" for source, _ in mounts), (
+        f"deploy/nginx.conf is not mounted: {mounts}"
+    )
     assert depends_on_of(proxy)["web"]["condition"] == "service_healthy"
 
 
@@ -333,9 +304,7 @@ def test_nginx_upgrades_websockets_on_the_ws_location(nginx):
     connection = headers.get("connection", "")
     assert connection.startswith("$")
     maps = [args for name, args, _ in walk(nginx) if name == "map"]
-    assert ["$http_upgrade", connection] in maps, (
-        "Connection header must come from a map of $http_upgrade"
-    )
+    assert ["$http_upgrade", connection] in maps, "Connection header must come from a map of $http_upgrade"
 
 
 def test_nginx_keeps_websockets_open_and_streams_without_buffering(nginx):
@@ -350,9 +319,7 @@ def test_nginx_keeps_websockets_open_and_streams_without_buffering(nginx):
 
 
 def test_nginx_forwards_host_client_address_and_scheme(nginx):
-    locations = [
-        children for name, _, children in walk(nginx) if name == "location" and children
-    ]
+    locations = [children for name, _, children in walk(nginx) if name == "location" and children]
     proxied = [block for block in locations if directives(block, "proxy_pass")]
     assert proxied
     for block in proxied:
@@ -379,6 +346,4 @@ def test_every_web_environment_variable_is_documented_in_env_example(web_env):
         )
     )
     missing = sorted(set(web_env) - documented)
-    assert not missing, (
-        f"variables used by web but missing from .env.example: {missing}"
-    )
+    assert not missing, f"variables used by web but missing from .env.example: {missing}"

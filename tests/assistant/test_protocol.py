@@ -48,8 +48,13 @@ def test_decode_accepts_full_hello_frame() -> None:
         "session_id": "0b9c6a7e-2b1a-4c53-9d55-4f8e5d1e2a10",
         "token": "t" * 128,
         "last_seq": 0,
-        "identity": {"user_id": "u-42", "name": "Ada", "email": "ada@example.com", "user_type": "client",
-                     "signature": "ab" * 32},
+        "identity": {
+            "user_id": "u-42",
+            "name": "Ada",
+            "email": "ada@example.com",
+            "user_type": "client",
+            "signature": "ab" * 32,
+        },
         "page": {"url": "https://shop.example/help", "title": "Help", "referrer": "https://search.example/"},
         "locale": "en-GB",
     }
@@ -228,7 +233,11 @@ def test_error_frame_keeps_zero_retry_after() -> None:
 def test_error_frame_includes_client_id_and_field_when_set() -> None:
     error = ClientError(protocol.MESSAGE_TOO_LONG, "Too long.", client_id="c-7", field="text")
     assert error.frame() == {
-        "type": "error", "code": "message_too_long", "detail": "Too long.", "client_id": "c-7", "field": "text",
+        "type": "error",
+        "code": "message_too_long",
+        "detail": "Too long.",
+        "client_id": "c-7",
+        "field": "text",
     }
 
 

@@ -294,8 +294,17 @@ def test_redis_url_refuses_other_schemes(setvar: SetVar, url: str) -> None:
 
 
 # --- _load_dotenv -----------------------------------------------------------------------------
-DOTENV_KEYS = ("PARLEY_T_PLAIN", "PARLEY_T_DOUBLE", "PARLEY_T_SINGLE", "PARLEY_T_EXPORTED", "PARLEY_T_EMPTY",
-               "PARLEY_T_REAL", "PARLEY_T_MISMATCHED", "PARLEY_T_EQUALS", "PARLEY_T_BEFORE")
+DOTENV_KEYS = (
+    "PARLEY_T_PLAIN",
+    "PARLEY_T_DOUBLE",
+    "PARLEY_T_SINGLE",
+    "PARLEY_T_EXPORTED",
+    "PARLEY_T_EMPTY",
+    "PARLEY_T_REAL",
+    "PARLEY_T_MISMATCHED",
+    "PARLEY_T_EQUALS",
+    "PARLEY_T_BEFORE",
+)
 
 
 @pytest.fixture
@@ -375,8 +384,17 @@ print(json.dumps({
 }))
 """
 # Everything settings.py reads that could leak in from the developer's or CI's environment.
-_SCRUBBED = ("PARLEY_ENV", "SECRET_KEY", "DEBUG", "DATABASE_URL", "REDIS_URL", "SQLITE_PATH", "DJANGO_SETTINGS_MODULE",
-             "WIDGET_IDENTITY_REQUIRED", "ALLOWED_HOSTS")
+_SCRUBBED = (
+    "PARLEY_ENV",
+    "SECRET_KEY",
+    "DEBUG",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "SQLITE_PATH",
+    "DJANGO_SETTINGS_MODULE",
+    "WIDGET_IDENTITY_REQUIRED",
+    "ALLOWED_HOSTS",
+)
 
 
 def run_settings(**variables: str) -> subprocess.CompletedProcess[str]:
@@ -384,8 +402,13 @@ def run_settings(**variables: str) -> subprocess.CompletedProcess[str]:
     environment = {key: value for key, value in os.environ.items() if key not in _SCRUBBED}
     environment.update(PARLEY_DOTENV="0", **variables)
     return subprocess.run(
-        [sys.executable, "-c", SETTINGS_SCRIPT], cwd=BASE_DIR, env=environment,
-        capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-c", SETTINGS_SCRIPT],
+        cwd=BASE_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -403,8 +426,10 @@ def test_settings_refuse_production_with_debug_on() -> None:
 
 def test_settings_in_production_with_postgres_and_redis_use_pool_and_redis_backends() -> None:
     result = run_settings(
-        PARLEY_ENV="production", SECRET_KEY="a-real-secret",
-        DATABASE_URL="postgres://u@h/db", REDIS_URL="redis://cache.internal:6379/2",
+        PARLEY_ENV="production",
+        SECRET_KEY="a-real-secret",
+        DATABASE_URL="postgres://u@h/db",
+        REDIS_URL="redis://cache.internal:6379/2",
     )
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout)

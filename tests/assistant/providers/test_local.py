@@ -119,8 +119,7 @@ def test_answer_without_hits_says_it_does_not_know_and_lists_quick_replies() -> 
 def test_answer_without_hits_or_quick_replies_is_only_the_apology() -> None:
     request = ReplyRequest(query="What's the capital of Australia?")
     assert compose_answer(request) == (
-        "I'm sorry, I don't know the answer to that: it isn't covered in my knowledge base, "
-        "and I'd rather not guess."
+        "I'm sorry, I don't know the answer to that: it isn't covered in my knowledge base, and I'd rather not guess."
     )
 
 
