@@ -2,7 +2,8 @@
 
 HTTP goes to the same Django app and websockets to the same routes as
 `project.asgi:application` (same settings, middleware and consumers), with one extra websocket
-route in front, `/ws/echo/`, answered by `bench.echo.EchoConsumer`. Chat and echo therefore
+routes in front: `/ws/echo/` (`bench.echo.EchoConsumer`) and `/ws/floor/`
+(`bench.floor.FloorConsumer`). Chat, floor and echo therefore
 share the process, the event loop and the configuration, so their throughputs compare as a ratio.
 
 Profiling hook (investigation only): with `BENCH_CPROFILE=/path/out.prof` set, the importing
@@ -20,6 +21,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter
 from django.urls import path
 
 from bench.echo import EchoConsumer
+from bench.floor import FloorConsumer
 from project.asgi import application as parley_application  # also sets Django up
 from project.asgi import django_asgi_app
 
@@ -44,6 +46,12 @@ _parley_websocket: URLRouter = parley_application.application_mapping["websocket
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": URLRouter([path("ws/echo/", EchoConsumer.as_asgi()), *_parley_websocket.routes]),
+        "websocket": URLRouter(
+            [
+                path("ws/echo/", EchoConsumer.as_asgi()),
+                path("ws/floor/", FloorConsumer.as_asgi()),
+                *_parley_websocket.routes,
+            ]
+        ),
     }
 )

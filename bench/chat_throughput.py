@@ -17,7 +17,10 @@ with a warm-up followed by a measured window:
                 (LOCAL_CHUNK_WORDS=0: the whole reply is one chunk): turns/s and latency from
                 send to `reply.end`; every ack must precede its `reply.start` and every reply
                 must end `complete`.
-3. streaming  - the same with LOCAL_CHUNK_WORDS=1 (one chunk per word, ~100 per reply; the
+3. floor      - `/ws/floor/` (bench/floor.py): per message one hand-written INSERT committed
+                in one database unit, then the same four frames with a fixed reply; no ORM,
+                no checks, no search, no channel layer. The least a durable turn costs here.
+4. streaming  - the same as chat with LOCAL_CHUNK_WORDS=1 (one chunk per word, ~100 per reply; the
                 server is restarted): replies/s, delta frames/s and words/s. The server
                 coalesces deltas into at most one channel-layer message per 50 ms per reply.
 
@@ -77,6 +80,7 @@ SERVER_START_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 30.0  # opening all the clients of a phase
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 HUGE = "100000000"
+FLOOR_PREFIX = "floor-"  # client ids of the floor phase, checked apart from the chat turns
 
 
 # --- knowledge base -------------------------------------------------------------------------
@@ -303,6 +307,35 @@ class EchoClient:
         if echoed != self.payload:
             raise ProtocolProblem("echo returned different text")
         return Sample(sent=sent, done=time.monotonic())
+
+
+class FloorClient:
+    """Sends chat `message` frames to `/ws/floor/` and reads the four frames of each turn."""
+
+    def __init__(self, connection: ClientConnection, label: str, acked: set[str]) -> None:
+        self.connection = connection
+        self.label = label
+        self.acked = acked
+        self.turns = 0
+
+    async def step(self) -> Sample:
+        """One turn: ack, reply.start, reply.delta, reply.end."""
+        self.turns += 1
+        client_id = f"{FLOOR_PREFIX}{self.label}-{self.turns}-{uuid.uuid4().hex[:12]}"
+        sample = Sample(sent=time.monotonic(), done=0.0)
+        await self.connection.send(json.dumps({"type": "message", "text": QUESTION, "client_id": client_id}))
+        kinds = []
+        for _ in range(4):
+            frame = await receive_json(self.connection)
+            kinds.append(frame.get("type"))
+            if frame.get("type") == "ack":
+                sample.acked = time.monotonic()
+                self.acked.add(client_id)
+        if kinds != ["ack", "reply.start", "reply.delta", "reply.end"]:
+            raise ProtocolProblem(f"floor frames {kinds}")
+        sample.done = time.monotonic()
+        sample.deltas = 1
+        return sample
 
 
 class ChatClient:
@@ -561,8 +594,14 @@ class Durability:
 
 
 def check_durability(connection: Any, acked: set[str]) -> Durability:
-    """Compare stored visitor messages with `acked` over a DB-API connection (sqlite3 or psycopg)."""
-    rows = connection.execute("SELECT client_id FROM assistant_chatmessage WHERE role = 'user'").fetchall()
+    """Compare stored visitor messages with `acked` over a DB-API connection (sqlite3 or psycopg).
+
+    The floor phase's messages (client ids starting with FLOOR_PREFIX, no reply rows) are
+    checked on their own by `floor_missing`.
+    """
+    rows = connection.execute(
+        f"SELECT client_id FROM assistant_chatmessage WHERE role = 'user' AND client_id NOT LIKE '{FLOOR_PREFIX}%'"
+    ).fetchall()
     stored = {row[0] for row in rows}
     statuses = connection.execute(
         "SELECT status, COUNT(*) FROM assistant_chatmessage WHERE role = 'assistant' GROUP BY status"
@@ -574,6 +613,15 @@ def check_durability(connection: Any, acked: set[str]) -> Durability:
         unacknowledged=len(stored - acked),
         assistant_statuses={status: count for status, count in statuses},
     )
+
+
+def floor_missing(connection: Any, acked: set[str]) -> int:
+    """Floor-phase messages acked but not stored, plus stored but never acked."""
+    rows = connection.execute(
+        f"SELECT client_id FROM assistant_chatmessage WHERE client_id LIKE '{FLOOR_PREFIX}%'"
+    ).fetchall()
+    stored = {row[0] for row in rows}
+    return len(acked ^ stored) + (len(rows) - len(stored))
 
 
 class BackendUnavailable(Exception):
@@ -592,6 +640,10 @@ class Backend(Protocol):
 
     def durability(self, acked: set[str]) -> Durability:
         """Check the stored messages against the acks."""
+        ...
+
+    def floor_durability(self, acked: set[str]) -> int:
+        """How many floor-phase messages break durability (see `floor_missing`)."""
         ...
 
     def settings_note(self) -> str:
@@ -617,6 +669,12 @@ class SqliteBackend:
         assert self.path is not None
         with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as connection:
             return check_durability(connection, acked)
+
+    def floor_durability(self, acked: set[str]) -> int:
+        """Read the file directly."""
+        assert self.path is not None
+        with contextlib.closing(sqlite3.connect(self.path, timeout=30)) as connection:
+            return floor_missing(connection, acked)
 
     def settings_note(self) -> str:
         """The app opens SQLite in WAL mode with synchronous=NORMAL (project/settings.py)."""
@@ -661,6 +719,13 @@ class PostgresBackend:
         with psycopg.connect(POSTGRES_URL, connect_timeout=5) as connection:
             return check_durability(connection, acked)
 
+    def floor_durability(self, acked: set[str]) -> int:
+        """Query the benchmark database."""
+        import psycopg
+
+        with psycopg.connect(POSTGRES_URL, connect_timeout=5) as connection:
+            return floor_missing(connection, acked)
+
     def settings_note(self) -> str:
         """The server's commit durability settings."""
         import psycopg
@@ -683,7 +748,9 @@ class BackendResult:
     echo: PhaseResult
     chat: PhaseResult
     stream: PhaseResult
+    floor: PhaseResult
     durability: list[Durability]
+    floor_broken: int
     server_log: str
     server_errors: dict[str, int]
 
@@ -695,12 +762,12 @@ class BackendResult:
     @property
     def durable(self) -> bool:
         """Every durability check passed."""
-        return all(check.ok for check in self.durability)
+        return all(check.ok for check in self.durability) and self.floor_broken == 0
 
     @property
     def problems(self) -> int:
         """Protocol problems seen by the clients in any phase."""
-        return sum(sum(phase.problems.values()) for phase in (self.echo, self.chat, self.stream))
+        return sum(sum(phase.problems.values()) for phase in (self.echo, self.chat, self.stream, self.floor))
 
 
 def run_backend(backend: Backend, args: argparse.Namespace) -> BackendResult:
@@ -716,6 +783,7 @@ def run_backend(backend: Backend, args: argparse.Namespace) -> BackendResult:
         log_path = Path(tempfile.gettempdir()) / f"parley-bench-{backend.key}-daphne.log"
         log_path.write_text("")  # kept after the run for inspection
         acked: set[str] = set()
+        floor_acked: set[str] = set()
         checks: list[Durability] = []
 
         def phase(name: str, server: DaphneServer, opener: Callable[[int], Any]) -> PhaseResult:
@@ -746,7 +814,13 @@ def run_backend(backend: Backend, args: argparse.Namespace) -> BackendResult:
             chat = phase(
                 "chat (1 chunk)", server, lambda i: ChatClient.open(server.url("/ws/chat/"), f"chat-{i}", acked)
             )
+            floor = phase(
+                "floor (1 INSERT + 4 frames)",
+                server,
+                lambda i: _open_floor(server.url("/ws/floor/"), f"{i}", floor_acked),
+            )
         checks.append(backend.durability(acked))
+        floor_broken = backend.floor_durability(floor_acked)
         with DaphneServer(env | {"LOCAL_CHUNK_WORDS": "1"}, log_path) as server:
             stream = phase(
                 "streaming (~100 chunks)",
@@ -760,7 +834,9 @@ def run_backend(backend: Backend, args: argparse.Namespace) -> BackendResult:
             echo=echo,
             chat=chat,
             stream=stream,
+            floor=floor,
             durability=checks,
+            floor_broken=floor_broken,
             server_log=str(log_path),
             server_errors=dict(log_errors(log_path)),
         )
@@ -770,6 +846,10 @@ async def _open_echo(url: str, index: int) -> EchoClient:
     return EchoClient(await open_connection(url), index)
 
 
+async def _open_floor(url: str, label: str, acked: set[str]) -> FloorClient:
+    return FloorClient(await open_connection(url), label, acked)
+
+
 # --- report ---------------------------------------------------------------------------------
 def _fmt(value: float | None, digits: int = 0) -> str:
     return "-" if value is None or math.isnan(value) else f"{value:,.{digits}f}"
@@ -777,7 +857,7 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 
 def report_rows(result: BackendResult) -> dict[str, str]:
     """The table rows for one backend."""
-    echo, chat, stream = result.echo, result.chat, result.stream
+    echo, chat, stream, floor = result.echo, result.chat, result.stream, result.floor
     replies = stream.operations or 1
     return {
         "echo round trips/s": _fmt(echo.rate),
@@ -795,6 +875,10 @@ def report_rows(result: BackendResult) -> dict[str, str]:
         f"{_fmt(100 * chat.client_cpu_s / chat.window_s)}",
         "chat Postgres+Redis CPU (ms/turn)": _fmt(chat.services_cpu_ms_per_op, 2),
         "chat Redis commands / turn": _fmt(chat.redis_calls_per_op, 1),
+        "floor turns/s (1 INSERT + 4 frames)": _fmt(floor.rate),
+        "ratio floor : echo rt/s": _fmt(floor.rate / echo.rate if echo.rate else float("nan"), 3),
+        "floor server CPU (ms/turn)": _fmt(floor.server_cpu_ms_per_op, 2),
+        "chat turns/s : floor turns/s": _fmt(chat.rate / floor.rate if floor.rate else float("nan"), 2),
         "streaming replies/s": _fmt(stream.rate),
         "streaming delta frames/s": _fmt(stream.deltas / stream.window_s),
         "streaming words (chunks)/s": _fmt(stream.words / stream.window_s),
@@ -827,7 +911,7 @@ def print_report(results: dict[str, BackendResult | str], clients: int) -> None:
         if isinstance(result, str):
             print(f"\n{name}: skipped — {result}")
             continue
-        for phase in (result.echo, result.chat, result.stream):
+        for phase in (result.echo, result.chat, result.stream, result.floor):
             for problem, count in phase.problems.items():
                 print(f"{result.backend} {phase.name}: {count} × {problem}")
         for message, count in result.server_errors.items():
@@ -835,6 +919,8 @@ def print_report(results: dict[str, BackendResult | str], clients: int) -> None:
         for check in result.durability:
             if not check.ok:
                 print(f"{result.backend}: durability FAIL — {check}")
+        if result.floor_broken:
+            print(f"{result.backend}: floor durability FAIL — {result.floor_broken} messages acked ≠ stored")
     postgres = results.get("postgres")
     if isinstance(postgres, BackendResult):
         met = postgres.ratio >= TARGET_RATIO and postgres.durable
