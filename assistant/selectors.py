@@ -6,6 +6,7 @@ from datetime import datetime
 
 from django.db.models import Q
 
+from assistant import sql
 from assistant.models import ChatMessage, ChatSession
 from assistant.protocol import FeedbackState, HistoryMessage
 
@@ -58,20 +59,9 @@ def prompt_history(*, session_id: int, before_seq: int, limit: int) -> list[tupl
     """The last `limit` finished visitor/assistant turns before `before_seq`, oldest first.
 
     Empty texts (a reply interrupted before its first word) are left out: vendor APIs refuse
-    empty messages.
+    empty messages. Plain SQL (`assistant.sql`): it runs on every turn.
     """
-    rows = (
-        ChatMessage.objects.filter(
-            session_id=session_id,
-            seq__lt=before_seq,
-            role__in=[ChatMessage.Role.USER, ChatMessage.Role.ASSISTANT],
-        )
-        .exclude(status__in=[ChatMessage.Status.STREAMING, ChatMessage.Status.FAILED])
-        .exclude(text="")
-        .order_by("-seq")
-        .values_list("role", "text")[:limit]
-    )
-    return list(reversed(list(rows)))
+    return list(reversed(sql.prompt_turns(session_pk=session_id, before_seq=before_seq, limit=limit)))
 
 
 def user_message_by_client_id(*, session: ChatSession, client_id: str) -> ChatMessage | None:

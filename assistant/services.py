@@ -14,11 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
-from django.db.models import Q
+from django.db import transaction
 from django.utils import timezone
 
-from assistant import protocol
+from assistant import protocol, sql
 from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, SessionRating
 from assistant.protocol import ClientError, HistoryMessage
 from assistant.selectors import prompt_history, session_history
@@ -159,74 +158,57 @@ def _interrupt_stale_replies(session: ChatSession, now: datetime, among: list[in
 def turn_begin(*, session: ChatSession, text: str, client_id: str) -> TurnStarted:
     """Store the visitor message and the assistant placeholder, or return the earlier ack.
 
-    One transaction of five statements (this is the hot path of every turn). Allocating the
-    two seqs comes first because it takes the session row's write lock: concurrent turns of
-    the same session (other tabs, a resend of the same `client_id`) queue there, so the checks
-    that follow see whatever those committed. A repeated `client_id` returns the original
-    message and starts no second reply; both refusals roll the seq allocation back.
+    One transaction, in hand-written SQL (`assistant.sql`: this runs on every turn). Allocating
+    the two seqs comes first because it takes the session row's write lock: concurrent turns
+    of the same session (other tabs, a resend of the same `client_id`) queue there, so the
+    check that follows sees whatever those committed. A repeated `client_id` returns the
+    original message and starts no second reply; both refusals roll the allocation back.
     """
     now = timezone.now()
     with transaction.atomic():
-        user_seq, title = _allocate_turn(session, make_title(text), now)
-        earlier = list(
-            ChatMessage.objects.filter(session=session).filter(
-                Q(client_id=client_id) | Q(status=ChatMessage.Status.STREAMING)
-            )
-        )
-        duplicate = next((message for message in earlier if message.client_id == client_id), None)
+        allocated = sql.allocate_turn(session_pk=session.pk, title=make_title(text), now=now)
+        if allocated is None:
+            raise ClientError(protocol.SESSION_NOT_FOUND, "This session no longer exists.")
+        last_seq, title = allocated
+        user_seq = last_seq - 1
+        conflicts = sql.turn_conflicts(session_pk=session.pk, client_id=client_id, stale_before=now - stale_before())
+        duplicate = next((pk for pk, stored_id, _, _ in conflicts if stored_id == client_id), None)
         if duplicate is not None:
+            original = ChatMessage.objects.get(pk=duplicate)
             transaction.set_rollback(True)
-            return TurnStarted(user_message=duplicate, assistant_message=None, duplicate=True, history=[])
-        streaming = [message.pk for message in earlier if message.status == ChatMessage.Status.STREAMING]
-        if streaming and _interrupt_stale_replies(session, now, among=streaming) < len(streaming):
+            return TurnStarted(user_message=original, assistant_message=None, duplicate=True, history=[])
+        if any(not stale for _, _, _, stale in conflicts):
             raise ClientError(
                 protocol.REPLY_IN_PROGRESS,
                 "Wait for the current reply to finish, or send 'stop' first.",
                 client_id=client_id,
             )
-        user_message = ChatMessage.objects.create(
-            session=session, seq=user_seq, role=ChatMessage.Role.USER, text=text, client_id=client_id
+        if conflicts:  # every streaming row is stale: its writer died
+            _interrupt_stale_replies(session, now, among=[pk for pk, _, _, _ in conflicts])
+        user_message = sql.insert_message(
+            ChatMessage(session=session, seq=user_seq, role=ChatMessage.Role.USER, text=text, client_id=client_id)
         )
-        assistant_message = ChatMessage.objects.create(
-            session=session,
-            seq=user_seq + 1,
-            role=ChatMessage.Role.ASSISTANT,
-            status=ChatMessage.Status.STREAMING,
-            reply_to=user_message,
+        assistant_message = sql.insert_message(
+            ChatMessage(
+                session=session,
+                seq=last_seq,
+                role=ChatMessage.Role.ASSISTANT,
+                status=ChatMessage.Status.STREAMING,
+                reply_to=user_message,
+            )
         )
         history = (
             prompt_history(session_id=session.pk, before_seq=user_seq, limit=PROMPT_HISTORY_TURNS)
             if user_seq > 1
             else []
         )
-    session.title, session.status, session.closed_at = title, ChatSession.Status.ACTIVE, None
-    session.last_seq = user_seq + 1
-    return TurnStarted(user_message=user_message, assistant_message=assistant_message, duplicate=False, history=history)
-
-
-def _allocate_turn(session: ChatSession, title: str, now: datetime) -> tuple[int, str]:
-    """Reserve seqs for a visitor message and its reply; reopen the session; title it once.
-
-    One `UPDATE … RETURNING` (Postgres, and SQLite since 3.35), which Django's ORM cannot
-    express: the ORM would need a second query to read the new `last_seq` back.
-    Returns the visitor message's seq and the session title.
-    """
-    ops, quote = connection.ops, connection.ops.quote_name
-    stamp = ops.adapt_datetimefield_value(now)
-    sql = (
-        f"UPDATE {quote(ChatSession._meta.db_table)} SET {quote('last_seq')} = {quote('last_seq')} + 2, "
-        f"{quote('last_seen_at')} = %s, {quote('updated_at')} = %s, {quote('status')} = %s, "
-        f"{quote('closed_at')} = NULL, "
-        f"{quote('title')} = CASE WHEN {quote('title')} = '' THEN %s ELSE {quote('title')} END "
-        f"WHERE {quote('id')} = %s RETURNING {quote('last_seq')}, {quote('title')}"
+    session.title, session.status, session.closed_at, session.last_seq = (
+        title,
+        ChatSession.Status.ACTIVE,
+        None,
+        last_seq,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [stamp, stamp, ChatSession.Status.ACTIVE, title, session.pk])
-        row = cursor.fetchone()
-    if row is None:
-        raise ClientError(protocol.SESSION_NOT_FOUND, "This session no longer exists.")
-    last_seq, stored_title = row
-    return last_seq - 1, stored_title
+    return TurnStarted(user_message=user_message, assistant_message=assistant_message, duplicate=False, history=history)
 
 
 def make_title(text: str) -> str:
@@ -265,7 +247,8 @@ class ReplyOutcome:
 def reply_finish(*, message_id: int, outcome: ReplyOutcome) -> None:
     """Store the final state of a reply; a reply already finalised is left alone."""
     now = timezone.now()
-    ChatMessage.objects.filter(pk=message_id, status=ChatMessage.Status.STREAMING).update(
+    sql.update_streaming_message(
+        message_id,
         text=outcome.text,
         status=outcome.status,
         provider=outcome.provider,

@@ -17,17 +17,19 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.db import connection
 from django.utils import timezone
 
-from assistant.models import ChatMessage, ChatSession
-
 REPLY = "This is a fixed reply of a few words, the same size as one chunk."
 
 
 def _create_session() -> int:
+    from assistant.models import ChatSession  # imported late: bench.asgi sets Django up first
+
     return ChatSession.objects.create(token_hash=uuid.uuid4().hex).pk
 
 
 def _store(session_pk: int, seq: int, text: str, client_id: str) -> None:
     """One INSERT in autocommit mode: durable when it returns."""
+    from assistant.models import ChatMessage
+
     quote = connection.ops.quote_name
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     columns = [

@@ -132,3 +132,39 @@ def test_the_first_message_titles_the_session_and_a_message_reopens_it() -> None
     assert stored.title.endswith("…") and len(stored.title) <= services.TITLE_CHARS + 1
     assert (stored.status, stored.closed_at, stored.last_seq) == ("active", None, 4)
     assert later.history == [("user", long_text), ("assistant", "Yes.")]
+
+
+def test_reply_finish_stores_the_outcome_once() -> None:
+    session = new_session()
+    turn = services.turn_begin(session=session, text="How do I embed the widget?", client_id="a")
+    assert turn.assistant_message is not None
+    sources = [{"id": "embedding-the-widget#install", "title": "Install", "score": 3.25}]
+
+    def outcome(text: str, status: str) -> services.ReplyOutcome:
+        return services.ReplyOutcome(
+            text=text,
+            status=status,
+            provider="local",
+            model="bm25",
+            ttft_ms=12,
+            duration_ms=40,
+            input_tokens=7,
+            output_tokens=30,
+            cached=True,
+            error_code="",
+            knowledge_sections=sources,
+        )
+
+    services.reply_finish(message_id=turn.assistant_message.pk, outcome=outcome("Add one script tag.", "complete"))
+    services.reply_finish(message_id=turn.assistant_message.pk, outcome=outcome("late writer", "interrupted"))
+    stored = ChatMessage.objects.get(pk=turn.assistant_message.pk)
+    assert (stored.text, stored.status, stored.knowledge_sections) == ("Add one script tag.", "complete", sources)
+    assert (stored.ttft_ms, stored.duration_ms, stored.input_tokens, stored.output_tokens, stored.cached) == (
+        12,
+        40,
+        7,
+        30,
+        True,
+    )
+    assert stored.finished_at is not None and stored.reply_to_id == turn.user_message.pk
+    assert turn.user_message.created_at == ChatMessage.objects.get(pk=turn.user_message.pk).created_at

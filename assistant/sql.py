@@ -1,0 +1,140 @@
+"""Hand-written SQL for the statements every chat turn runs, and nothing else.
+
+Django's ORM spends 0.3–0.5 ms of CPU compiling each statement, and a turn runs six of them:
+that was most of a turn's server CPU (docs/benchmarks.md). These helpers issue the same
+statements as plain SQL through Django's own connection, so they share its transaction, its
+connection pool and its value adapters (`Field.get_db_prep_save`). The SQL is portable between
+SQLite (3.35+, for RETURNING) and Postgres. Everything off the hot path stays on the ORM.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from django.db import connection
+from django.db.models import Field
+
+from assistant.models import ChatMessage, ChatSession
+
+Row = tuple[Any, ...]
+Conflict = tuple[int, str | None, str, bool]
+
+
+def _quote(name: str) -> str:
+    return connection.ops.quote_name(name)
+
+
+def _field(name: str) -> Field:
+    return ChatMessage._meta.get_field(name)  # type: ignore[return-value]
+
+
+def _prep(name: str, value: object) -> object:
+    """`value` as the database driver wants it for ChatMessage field `name` (JSON, datetimes)."""
+    return _field(name).get_db_prep_save(value, connection)
+
+
+def _execute(sql: str, params: Sequence[object]) -> list[Row]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+# --- writes ---------------------------------------------------------------------------------
+@functools.cache
+def _insert_fields() -> tuple[Field, ...]:
+    return tuple(field for field in ChatMessage._meta.concrete_fields if not field.primary_key)
+
+
+@functools.cache
+def _insert_sql(vendor: str) -> str:
+    columns = ", ".join(_quote(field.column) for field in _insert_fields())
+    placeholders = ", ".join(["%s"] * len(_insert_fields()))
+    return (
+        f"INSERT INTO {_quote(ChatMessage._meta.db_table)} ({columns}) VALUES ({placeholders}) RETURNING {_quote('id')}"
+    )
+
+
+def insert_message(message: ChatMessage) -> ChatMessage:
+    """INSERT a message built in Python (defaults and `auto_now` applied here); sets its pk."""
+    values = [field.get_db_prep_save(field.pre_save(message, True), connection) for field in _insert_fields()]
+    message.pk = _execute(_insert_sql(connection.vendor), values)[0][0]
+    message._state.adding = False
+    message._state.db = connection.alias
+    return message
+
+
+def allocate_turn(*, session_pk: int, title: str, now: datetime) -> tuple[int, str] | None:
+    """Reserve two seqs, reopen the session and title it once; None if the session is gone.
+
+    One `UPDATE … RETURNING`, which takes the session row's write lock until commit.
+    Returns the new `last_seq` and the session's title.
+    """
+    table, quote = _quote(ChatSession._meta.db_table), _quote
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    rows = _execute(
+        f"UPDATE {table} SET {quote('last_seq')} = {quote('last_seq')} + 2, {quote('last_seen_at')} = %s, "
+        f"{quote('updated_at')} = %s, {quote('status')} = %s, {quote('closed_at')} = NULL, "
+        f"{quote('title')} = CASE WHEN {quote('title')} = '' THEN %s ELSE {quote('title')} END "
+        f"WHERE {quote('id')} = %s RETURNING {quote('last_seq')}, {quote('title')}",
+        [stamp, stamp, ChatSession.Status.ACTIVE, title, session_pk],
+    )
+    return (rows[0][0], rows[0][1]) if rows else None
+
+
+@functools.cache
+def _finish_sql(vendor: str, names: tuple[str, ...]) -> str:
+    assignments = ", ".join(f"{_quote(_field(name).column)} = %s" for name in names)
+    return (
+        f"UPDATE {_quote(ChatMessage._meta.db_table)} SET {assignments} "
+        f"WHERE {_quote('id')} = %s AND {_quote('status')} = %s"
+    )
+
+
+def update_streaming_message(message_pk: int, **values: object) -> int:
+    """UPDATE a message only while it is still streaming; the number of rows changed (0 or 1)."""
+    names = tuple(values)
+    params = [_prep(name, value) for name, value in values.items()]
+    with connection.cursor() as cursor:
+        cursor.execute(_finish_sql(connection.vendor, names), [*params, message_pk, ChatMessage.Status.STREAMING])
+        return cursor.rowcount
+
+
+# --- reads ----------------------------------------------------------------------------------
+def turn_conflicts(
+    *, session_pk: int, client_id: str, stale_before: datetime
+) -> list[tuple[int, str | None, str, bool]]:
+    """Messages that stop a new turn: the same `client_id`, or a reply still streaming.
+
+    Each as (pk, client_id, status, stale), `stale` meaning a streaming row whose writer has
+    not checkpointed since `stale_before`.
+    """
+    table, quote = _quote(ChatMessage._meta.db_table), _quote
+    rows = _execute(
+        f"SELECT {quote('id')}, {quote('client_id')}, {quote('status')}, {quote('updated_at')} < %s "
+        f"FROM {table} WHERE {quote('session_id')} = %s AND ({quote('client_id')} = %s OR {quote('status')} = %s)",
+        [_prep("updated_at", stale_before), session_pk, client_id, ChatMessage.Status.STREAMING],
+    )
+    return [(pk, stored_client_id, status, bool(stale)) for pk, stored_client_id, status, stale in rows]
+
+
+def prompt_turns(*, session_pk: int, before_seq: int, limit: int) -> list[tuple[str, str]]:
+    """(role, text) of the last `limit` finished, non-empty visitor/assistant messages, newest first."""
+    table, quote = _quote(ChatMessage._meta.db_table), _quote
+    rows = _execute(
+        f"SELECT {quote('role')}, {quote('text')} FROM {table} WHERE {quote('session_id')} = %s "
+        f"AND {quote('seq')} < %s AND {quote('role')} IN (%s, %s) AND {quote('status')} NOT IN (%s, %s) "
+        f"AND {quote('text')} <> '' ORDER BY {quote('seq')} DESC LIMIT %s",
+        [
+            session_pk,
+            before_seq,
+            ChatMessage.Role.USER,
+            ChatMessage.Role.ASSISTANT,
+            ChatMessage.Status.STREAMING,
+            ChatMessage.Status.FAILED,
+            limit,
+        ],
+    )
+    return [(role, text) for role, text in rows]
