@@ -6,3 +6,9 @@ class AssistantConfig(AppConfig):
 
     name = "assistant"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Say at startup which AI providers will answer, and which are skipped for want of a key."""
+        from assistant.providers.registry import log_configuration
+
+        log_configuration()

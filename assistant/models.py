@@ -83,6 +83,14 @@ class ChatMessage(models.Model):
     # NULL, not "", for "no client id": the partial unique constraint must ignore those rows.
     client_id = models.CharField(max_length=64, null=True, blank=True, help_text="Visitor's idempotency key.")  # noqa: DJ001
     reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
+    retry_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="retries",
+        help_text="The interrupted reply this one replaces (another provider took over mid-stream).",
+    )
 
     provider = models.CharField(max_length=32, blank=True)
     model = models.CharField(max_length=128, blank=True)
@@ -174,3 +182,52 @@ class ChatEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} in {self.session}"
+
+
+class ProviderCall(models.Model):
+    """One attempt at one AI provider: what analytics bill, chart and alert on.
+
+    Every attempt is a row, failed ones included, so a reply that needed a retry and a failover
+    shows three rows with their latencies, errors and `fallback_from`.
+    """
+
+    class Feature(models.TextChoices):
+        CHAT_REPLY = "chat_reply", "Chat reply"
+        TITLE = "title", "Session title"
+
+    class Outcome(models.TextChoices):
+        OK = "ok", "Answered"
+        ERROR = "error", "Failed before any text"
+        INTERRUPTED = "interrupted", "Broke after text began"
+        STOPPED = "stopped", "Stopped by the visitor"
+        SKIPPED = "skipped", "Skipped: circuit breaker open"
+
+    session = models.ForeignKey(ChatSession, null=True, on_delete=models.CASCADE, related_name="provider_calls")
+    message = models.ForeignKey(
+        ChatMessage, null=True, blank=True, on_delete=models.SET_NULL, related_name="provider_calls"
+    )
+    feature = models.CharField(max_length=32, choices=Feature.choices, default=Feature.CHAT_REPLY)
+    provider = models.CharField(max_length=32)
+    model = models.CharField(max_length=128, blank=True)
+    attempt = models.PositiveSmallIntegerField(help_text="1 for the first try of this provider, 2 for its retry…")
+    started_at = models.DateTimeField()
+    latency_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Until the attempt ended.")
+    ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Until its first text.")
+    input_tokens = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cached_tokens = models.PositiveIntegerField(null=True, blank=True)
+    tokens_estimated = models.BooleanField(default=False, help_text="Counted by Parley: the vendor reported none.")
+    outcome = models.CharField(max_length=16, choices=Outcome.choices)
+    error_kind = models.CharField(max_length=32, blank=True)
+    error_detail = models.CharField(max_length=500, blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    fallback_from = models.CharField(max_length=32, blank=True, help_text="The provider that failed before this one.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["started_at"], name="providercall_started_idx"),
+            models.Index(fields=["provider", "started_at"], name="providercall_provider_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} #{self.attempt}: {self.outcome}"

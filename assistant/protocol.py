@@ -26,6 +26,8 @@ NOT_FOUND = "not_found"
 PROVIDER_UNAVAILABLE = "provider_unavailable"
 REPLY_TIMEOUT = "reply_timeout"
 INTERNAL_ERROR = "internal_error"
+#: `reply.end.error` of a reply cut mid-stream by its provider; another provider's reply follows.
+PROVIDER_INTERRUPTED = "provider_interrupted"
 
 # --- Close codes ----------------------------------------------------------------------------
 CLOSE_FRAME_TOO_BIG = 1009
@@ -124,6 +126,7 @@ class ReplyStartFrame(TypedDict):
     seq: int
     message_id: str
     reply_to: int
+    retry_of: NotRequired[int]
 
 
 class ReplyDeltaFrame(TypedDict):

@@ -7,15 +7,15 @@ Connection counts are per process.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
-import weakref
 
-import redis.asyncio
+import redis
 from django.conf import settings
 from django.core.cache import cache
+
+from assistant import shared_redis
 
 logger = logging.getLogger(__name__)
 WINDOW_S = 60
@@ -58,9 +58,9 @@ async def ip_window_take(ip: str, per_minute: int) -> float | None:
     if settings.REDIS_URL is None:
         count = _local_incr(key)
     else:
-        full_key = cache.make_key(key)
+        full_key = shared_redis.key(key)
         try:
-            async with _redis().pipeline(transaction=False) as pipe:
+            async with shared_redis.client().pipeline(transaction=False) as pipe:
                 pipe.incr(full_key)
                 pipe.expire(full_key, 2 * WINDOW_S, nx=True)
                 count, _ = await pipe.execute()
@@ -78,27 +78,6 @@ def _local_incr(key: str) -> int:
         return cache.incr(key)
     except ValueError:
         return 1 if cache.add(key, 1, timeout=2 * WINDOW_S) else cache.incr(key)
-
-
-# redis.asyncio clients belong to the event loop that created them (tests run several loops).
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = weakref.WeakKeyDictionary()
-
-
-def _redis() -> redis.asyncio.Redis:
-    loop = asyncio.get_running_loop()
-    client = _clients.get(loop)
-    if client is None:
-        assert settings.REDIS_URL is not None
-        client = redis.asyncio.Redis.from_url(settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=5)
-        _clients[loop] = client
-    return client
-
-
-async def close_redis() -> None:
-    """Close this event loop's Redis client (tests and shutdown)."""
-    client = _clients.pop(asyncio.get_running_loop(), None)
-    if client is not None:
-        await client.aclose()
 
 
 class ConnectionCounter:

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -18,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from assistant import protocol, sql
-from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, SessionRating
+from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, ProviderCall, SessionRating
 from assistant.protocol import ClientError, HistoryMessage
 from assistant.selectors import prompt_history, session_history
 
@@ -244,8 +245,101 @@ class ReplyOutcome:
     knowledge_sections: list[dict[str, object]]
 
 
-def reply_finish(*, message_id: int, outcome: ReplyOutcome) -> None:
-    """Store the final state of a reply; a reply already finalised is left alone."""
+@dataclass(frozen=True, slots=True)
+class ProviderCallRecord:
+    """One provider attempt of a reply, to be stored as a `ProviderCall`."""
+
+    message_id: int | None
+    provider: str
+    model: str
+    attempt: int
+    started_at: datetime
+    latency_ms: int | None
+    ttft_ms: int | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cached_tokens: int | None
+    tokens_estimated: bool
+    outcome: str
+    error_kind: str = ""
+    error_detail: str = ""
+    status_code: int | None = None
+    fallback_from: str = ""
+    feature: str = ProviderCall.Feature.CHAT_REPLY
+
+
+def reply_finish(
+    *, message_id: int, outcome: ReplyOutcome, calls: Sequence[ProviderCallRecord] = (), session_pk: int | None = None
+) -> None:
+    """Store the final state of a reply and its provider attempts, in one transaction.
+
+    A reply already finalised is left alone (its attempts are still recorded: they happened).
+    """
+    with transaction.atomic():
+        _store_outcome(message_id, outcome)
+        provider_calls_record(session_pk=session_pk, calls=calls)
+
+
+def reply_failover(
+    *,
+    message_id: int,
+    outcome: ReplyOutcome,
+    session_pk: int,
+    reply_to_id: int,
+    calls: Sequence[ProviderCallRecord] = (),
+) -> ChatMessage:
+    """Keep a reply cut mid-stream as `interrupted` and open the one that replaces it.
+
+    One transaction: the broken reply is finalised, its attempts stored, and a new assistant
+    message (next seq, `retry_of` the broken one) starts streaming.
+    """
+    with transaction.atomic():
+        _store_outcome(message_id, outcome)
+        provider_calls_record(session_pk=session_pk, calls=calls)
+        seq = sql.allocate_seq(session_pk=session_pk)
+        return sql.insert_message(
+            ChatMessage(
+                session_id=session_pk,
+                seq=seq,
+                role=ChatMessage.Role.ASSISTANT,
+                status=ChatMessage.Status.STREAMING,
+                reply_to_id=reply_to_id,
+                retry_of_id=message_id,
+            )
+        )
+
+
+def provider_calls_record(*, session_pk: int | None, calls: Sequence[ProviderCallRecord]) -> None:
+    """Store provider attempts (replies, titles) for analytics."""
+    if calls:
+        sql.insert_rows(
+            [
+                ProviderCall(
+                    session_id=session_pk,
+                    message_id=call.message_id,
+                    feature=call.feature,
+                    provider=call.provider,
+                    model=call.model,
+                    attempt=call.attempt,
+                    started_at=call.started_at,
+                    latency_ms=call.latency_ms,
+                    ttft_ms=call.ttft_ms,
+                    input_tokens=call.input_tokens,
+                    output_tokens=call.output_tokens,
+                    cached_tokens=call.cached_tokens,
+                    tokens_estimated=call.tokens_estimated,
+                    outcome=call.outcome,
+                    error_kind=call.error_kind,
+                    error_detail=call.error_detail[:500],
+                    status_code=call.status_code,
+                    fallback_from=call.fallback_from,
+                )
+                for call in calls
+            ]
+        )
+
+
+def _store_outcome(message_id: int, outcome: ReplyOutcome) -> None:
     now = timezone.now()
     sql.update_streaming_message(
         message_id,
@@ -263,6 +357,11 @@ def reply_finish(*, message_id: int, outcome: ReplyOutcome) -> None:
         finished_at=now,
         updated_at=now,
     )
+
+
+def session_retitle(*, session_pk: int, expected: str, title: str) -> bool:
+    """Replace a session's automatic title, unless it changed meanwhile; True when replaced."""
+    return ChatSession.objects.filter(pk=session_pk, title=expected).update(title=title) == 1
 
 
 def feedback_upsert(*, session: ChatSession, message_id: str, rating: str, reason: str, comment: str) -> Feedback:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import connection
-from django.db.models import Field
+from django.db.models import Field, Model
 
 from assistant.models import ChatMessage, ChatSession
 
@@ -44,26 +44,50 @@ def _execute(sql: str, params: Sequence[object]) -> list[Row]:
 
 # --- writes ---------------------------------------------------------------------------------
 @functools.cache
-def _insert_fields() -> tuple[Field, ...]:
-    return tuple(field for field in ChatMessage._meta.concrete_fields if not field.primary_key)
+def _insert_fields(model: type[Model]) -> tuple[Field, ...]:
+    return tuple(field for field in model._meta.concrete_fields if not field.primary_key)
 
 
 @functools.cache
-def _insert_sql(vendor: str) -> str:
-    columns = ", ".join(_quote(field.column) for field in _insert_fields())
-    placeholders = ", ".join(["%s"] * len(_insert_fields()))
+def _insert_sql(vendor: str, model: type[Model], rows: int) -> str:
+    fields = _insert_fields(model)
+    columns = ", ".join(_quote(field.column) for field in fields)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
     return (
-        f"INSERT INTO {_quote(ChatMessage._meta.db_table)} ({columns}) VALUES ({placeholders}) RETURNING {_quote('id')}"
+        f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)} "
+        f"RETURNING {_quote(model._meta.pk.column)}"
     )
 
 
 def insert_message(message: ChatMessage) -> ChatMessage:
     """INSERT a message built in Python (defaults and `auto_now` applied here); sets its pk."""
-    values = [field.get_db_prep_save(field.pre_save(message, True), connection) for field in _insert_fields()]
-    message.pk = _execute(_insert_sql(connection.vendor), values)[0][0]
-    message._state.adding = False
-    message._state.db = connection.alias
+    insert_rows([message])
     return message
+
+
+def insert_rows(objects: Sequence[Model]) -> None:
+    """INSERT new model instances of one model in one statement; sets their pks."""
+    if not objects:
+        return
+    model = type(objects[0])
+    fields = _insert_fields(model)
+    values = [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in objects for field in fields]
+    rows = _execute(_insert_sql(connection.vendor, model, len(objects)), values)
+    for obj, (pk,) in zip(objects, rows, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = connection.alias
+
+
+def allocate_seq(*, session_pk: int) -> int:
+    """Reserve one seq in a session (a replacement reply); takes the session row lock."""
+    table, quote = _quote(ChatSession._meta.db_table), _quote
+    rows = _execute(
+        f"UPDATE {table} SET {quote('last_seq')} = {quote('last_seq')} + 1 WHERE {quote('id')} = %s "
+        f"RETURNING {quote('last_seq')}",
+        [session_pk],
+    )
+    return rows[0][0]
 
 
 def allocate_turn(*, session_pk: int, title: str, now: datetime) -> tuple[int, str] | None:

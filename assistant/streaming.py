@@ -22,6 +22,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -29,12 +30,13 @@ from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
-from assistant import protocol, services
+from assistant import protocol, response_cache, services
 from assistant.knowledge import SearchHit, get_knowledge_base
 from assistant.models import ChatMessage
-from assistant.providers.base import PromptMessage, ProviderError, ReplyRequest, TextChunk, UsageReport
-from assistant.providers.local import used_hits
-from assistant.providers.registry import get_provider
+from assistant.providers.base import PromptMessage, ProviderTimeout, ReplyRequest, TextChunk, UsageReport
+from assistant.providers.local import split_chunks, used_hits
+from assistant.providers.registry import provider_chain
+from assistant.providers.router import AllProvidersFailed, Broken, Router
 
 logger = logging.getLogger(__name__)
 
@@ -283,6 +285,35 @@ class DeltaCoalescer:
         return [frame]
 
 
+UNAVAILABLE_TEXT = (
+    "I'm sorry, I can't answer right now: the assistant is unavailable. Please try again in a few minutes."
+)
+#: Storing the outcome may take a moment after the reply's own deadline.
+FINISH_GRACE_S = 5.0
+
+
+@dataclass(slots=True)
+class _Segment:
+    """One assistant message of the reply; a mid-stream failover starts the next one."""
+
+    pk: int
+    message_id: str
+    seq: int
+    started: float
+    retry_of: int | None = None
+    ttft_ms: int | None = None
+
+
+@dataclass(slots=True)
+class _Result:
+    status: str = ChatMessage.Status.COMPLETE
+    error: str = ""
+    usage: UsageReport = field(default_factory=UsageReport)
+    provider: str = ""
+    model: str = ""
+    cached: bool = False
+
+
 class ReplyJob:
     """Generate, broadcast, checkpoint and store one assistant reply."""
 
@@ -304,9 +335,14 @@ class ReplyJob:
         self.control_group = control_group
         self.query = user_message.text
         self.reply_to = user_message.seq
-        self.message_pk = assistant_message.pk
-        self.message_id = str(assistant_message.public_id)
-        self.seq = assistant_message.seq
+        self.user_pk = user_message.pk
+        self.segment = _Segment(
+            pk=assistant_message.pk,
+            message_id=str(assistant_message.public_id),
+            seq=assistant_message.seq,
+            started=time.monotonic(),
+        )
+        self.segment_pks = [assistant_message.pk]
         self.history = tuple(PromptMessage(role=role, text=text) for role, text in history)
         self.locale = locale
         self.announce = announce or []
@@ -316,13 +352,21 @@ class ReplyJob:
         self._stop_requested = False
         #: Whether other processes need this reply's frames (see `has_remote_members`).
         self.remote = False
-        self.coalescer = DeltaCoalescer(
-            send=self._publish, seq=self.seq, interval_s=settings.CHAT_DELTA_INTERVAL_MS / 1000
-        )
+        self.coalescer = self._new_coalescer()
+
+    @property
+    def seq(self) -> int:
+        """The seq of the message being generated now."""
+        return self.segment.seq
+
+    @property
+    def message_pk(self) -> int:
+        """The primary key of the message being generated now."""
+        return self.segment.pk
 
     @property
     def text(self) -> str:
-        """The reply so far."""
+        """The text of the message being generated, so far."""
         return "".join(self._parts)
 
     def request_stop(self) -> None:
@@ -336,62 +380,148 @@ class ReplyJob:
         return {"type": "chat.snapshot", "seq": self.seq, "text": self.text}
 
     async def run(self) -> None:
-        """The task body: stream from the provider, then store and announce the end."""
+        """The task body: stream through the provider chain, then store and announce the end."""
         started = time.monotonic()
-        start_frame: Frame = {
-            "type": "reply.start",
-            "seq": self.seq,
-            "message_id": self.message_id,
-            "reply_to": self.reply_to,
-        }
         control_channel = await self._join_control_group()
         # After the join: a tab that joins the session group later reads this reply's row from
         # the database and asks for a snapshot, which reaches us and switches `remote` on.
         self.remote = await has_remote_members(self.group)
-        await self._publish([*self.announce, start_frame])
+        await self._publish([*self.announce, self._start_frame()])
         checkpoints = asyncio.create_task(self._checkpoint_loop())
-        status, error, ttft_ms, usage, hits, provider_name, model = "complete", "", None, UsageReport(), (), "", ""
+        result, hits, router, cache_key = _Result(), (), None, None
         cancelled_by_shutdown = False
         try:
-            async with asyncio.timeout(settings.CHAT_REPLY_TIMEOUT_S):
+            async with asyncio.timeout(settings.CHAT_REPLY_TIMEOUT_S + FINISH_GRACE_S):
                 hits = tuple(await asyncio.to_thread(self._search))
-                provider = get_provider()
-                provider_name, model = provider.name, provider.model
                 request = ReplyRequest(
                     query=self.query,
                     history=self.history,
                     hits=hits,
                     quick_replies=tuple(settings.ASSISTANT_QUICK_REPLIES),
                     locale=self.locale,
+                    system_prompt=settings.ASSISTANT_SYSTEM_PROMPT,
+                    history_tokens=settings.PROMPT_HISTORY_TOKENS,
                 )
-                async for event in provider.stream(request):
-                    if isinstance(event, TextChunk) and event.text:
-                        if ttft_ms is None:
-                            ttft_ms = _ms_since(started)
-                        self._parts.append(event.text)
-                        self.coalescer.append(event.text)
+                chain = provider_chain()
+                if not self.history and response_cache.enabled():
+                    cache_key = response_cache.cache_key(
+                        self.query, get_knowledge_base().version, [provider.name for provider in chain]
+                    )
+                    cached = await response_cache.lookup(cache_key)
+                    if cached is not None:
+                        await self._replay(cached, result)
+                        return await self._end(result, hits, None, None, control_channel, checkpoints)
+                router = Router(chain)
+                async for event in router.stream(request, deadline=started + settings.CHAT_REPLY_TIMEOUT_S):
+                    if isinstance(event, TextChunk):
+                        self._append(event.text)
                     elif isinstance(event, UsageReport):
-                        usage = event
+                        result.usage = event
+                    elif isinstance(event, Broken):
+                        await self._fail_over(event, hits, router)
+                result.provider, result.model = router.answered_by
         except asyncio.CancelledError:
             if self._stop_requested:
-                status = ChatMessage.Status.STOPPED
+                result.status = ChatMessage.Status.STOPPED
                 asyncio.current_task().uncancel()  # type: ignore[union-attr]
             else:
-                status, cancelled_by_shutdown = ChatMessage.Status.INTERRUPTED, True
+                result.status, cancelled_by_shutdown = ChatMessage.Status.INTERRUPTED, True
         except TimeoutError:
-            status, error = self._broken(), protocol.REPLY_TIMEOUT
-        except ProviderError as exc:
-            logger.warning("Reply %s of session %s: %s", self.seq, self.session_pk, exc)
-            status, error = self._broken(), protocol.PROVIDER_UNAVAILABLE
+            result.status, result.error = self._broken(), protocol.REPLY_TIMEOUT
+        except AllProvidersFailed as exc:
+            logger.warning("Reply %s of session %s: every provider failed (%s)", self.seq, self.session_pk, exc)
+            timed_out = (
+                isinstance(exc.last, ProviderTimeout) and time.monotonic() - started >= settings.CHAT_REPLY_TIMEOUT_S
+            )
+            result.status, result.error = (
+                self._broken(),
+                protocol.REPLY_TIMEOUT if timed_out else protocol.PROVIDER_UNAVAILABLE,
+            )
+            if not self._parts:
+                self._append(UNAVAILABLE_TEXT)  # the visitor is told plainly, not left with silence
         except Exception:
             logger.exception("Reply %s of session %s crashed", self.seq, self.session_pk)
-            status, error = self._broken(), protocol.INTERNAL_ERROR
-        finally:
-            checkpoints.cancel()
-        await self._finish(status, error, ttft_ms, usage, hits, provider_name, model, started)
-        await self._leave_control_group(control_channel)
+            result.status, result.error = self._broken(), protocol.INTERNAL_ERROR
+        if router is not None and not result.provider:
+            last = next((attempt for attempt in reversed(router.attempts) if attempt.outcome != "skipped"), None)
+            if last is not None:
+                result.provider, result.model = last.provider, last.model
+            if result.status != ChatMessage.Status.COMPLETE and router.attempts:
+                result.usage = router.attempts[-1].usage or result.usage
+        await self._end(result, hits, router, cache_key, control_channel, checkpoints)
         if cancelled_by_shutdown:
             raise asyncio.CancelledError
+
+    async def _end(
+        self,
+        result: _Result,
+        hits: tuple[SearchHit, ...],
+        router: Router | None,
+        cache_key: str | None,
+        control_channel: str | None,
+        checkpoints: asyncio.Task[None],
+    ) -> None:
+        checkpoints.cancel()
+        await self._finish(result, hits, router)
+        if cache_key is not None and router is not None and result.status == ChatMessage.Status.COMPLETE:
+            await response_cache.store(
+                cache_key,
+                response_cache.CachedReply(
+                    text=self.text,
+                    provider=result.provider,
+                    model=result.model,
+                    sources=_sources(hits, result.provider),
+                ),
+            )
+        await self._leave_control_group(control_channel)
+
+    def _append(self, text: str) -> None:
+        if self.segment.ttft_ms is None:
+            self.segment.ttft_ms = _ms_since(self.segment.started)
+        self._parts.append(text)
+        self.coalescer.append(text)
+
+    async def _replay(self, cached: response_cache.CachedReply, result: _Result) -> None:
+        """Stream a cached reply the way the local assistant streams (same pacing)."""
+        delay_s = settings.LOCAL_TOKEN_DELAY_MS / 1000
+        for index, chunk in enumerate(split_chunks(cached.text, settings.LOCAL_CHUNK_WORDS)):
+            if index and delay_s:
+                await asyncio.sleep(delay_s)
+            self._append(chunk)
+        result.provider, result.model, result.cached = cached.provider, cached.model, True
+        result.usage = UsageReport(input_tokens=0, output_tokens=0)
+
+    async def _fail_over(self, broken: Broken, hits: tuple[SearchHit, ...], router: Router) -> None:
+        """Keep the cut reply as `interrupted`, announce it, and open its replacement."""
+        old = self.segment
+        outcome = self._outcome(
+            _Result(
+                status=ChatMessage.Status.INTERRUPTED,
+                error=protocol.PROVIDER_INTERRUPTED,
+                usage=broken.usage,
+                provider=broken.provider,
+                model=broken.model,
+            ),
+            hits,
+        )
+        calls = self._calls(router, segment=len(self.segment_pks) - 1)
+        replacement = await asyncio.shield(
+            database_sync_to_async(services.reply_failover)(
+                message_id=old.pk, outcome=outcome, session_pk=self.session_pk, reply_to_id=self.user_pk, calls=calls
+            )
+        )
+        await self._announce_end(outcome)
+        self.segment = _Segment(
+            pk=replacement.pk,
+            message_id=str(replacement.public_id),
+            seq=replacement.seq,
+            started=time.monotonic(),
+            retry_of=old.seq,
+        )
+        self.segment_pks.append(replacement.pk)
+        self._parts = []
+        self.coalescer = self._new_coalescer()
+        await self._publish([self._start_frame()])
 
     def _broken(self) -> str:
         return ChatMessage.Status.INTERRUPTED if self._parts else ChatMessage.Status.FAILED
@@ -399,61 +529,102 @@ class ReplyJob:
     def _search(self) -> list[SearchHit]:
         return get_knowledge_base().search(self.query, limit=settings.KNOWLEDGE_MAX_SECTIONS)
 
-    async def _finish(
-        self,
-        status: str,
-        error: str,
-        ttft_ms: int | None,
-        usage: UsageReport,
-        hits: tuple[SearchHit, ...],
-        provider_name: str,
-        model: str,
-        started: float,
-    ) -> None:
-        text = self.text
-        sources = [
-            {"id": hit.section.id, "title": hit.section.label, "score": hit.score}
-            for hit in (used_hits(hits) if provider_name == "local" else list(hits))
-        ]
-        outcome = services.ReplyOutcome(
-            text=text,
-            status=status,
-            provider=provider_name,
-            model=model,
-            ttft_ms=ttft_ms,
-            duration_ms=_ms_since(started),
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached=False,
-            error_code=error,
-            knowledge_sections=sources,
+    def _new_coalescer(self) -> DeltaCoalescer:
+        return DeltaCoalescer(send=self._publish, seq=self.seq, interval_s=settings.CHAT_DELTA_INTERVAL_MS / 1000)
+
+    def _start_frame(self) -> Frame:
+        frame: Frame = {
+            "type": "reply.start",
+            "seq": self.segment.seq,
+            "message_id": self.segment.message_id,
+            "reply_to": self.reply_to,
+        }
+        if self.segment.retry_of is not None:
+            frame["retry_of"] = self.segment.retry_of
+        return frame
+
+    def _outcome(self, result: _Result, hits: tuple[SearchHit, ...]) -> services.ReplyOutcome:
+        return services.ReplyOutcome(
+            text=self.text,
+            status=result.status,
+            provider=result.provider,
+            model=result.model,
+            ttft_ms=self.segment.ttft_ms,
+            duration_ms=_ms_since(self.segment.started),
+            input_tokens=result.usage.input_tokens,
+            output_tokens=result.usage.output_tokens,
+            cached=result.cached,
+            error_code=result.error,
+            knowledge_sections=_sources(hits, result.provider),
         )
+
+    def _calls(self, router: Router | None, *, segment: int | None = None) -> list[services.ProviderCallRecord]:
+        """The router's attempts (of one segment, or all not yet stored) as ProviderCall records."""
+        if router is None:
+            return []
+        records = []
+        for attempt in router.attempts:
+            if (segment is not None and attempt.segment != segment) or (
+                segment is None and attempt.segment < len(self.segment_pks) - 1
+            ):
+                continue
+            usage = attempt.usage or UsageReport()
+            error = attempt.error
+            records.append(
+                services.ProviderCallRecord(
+                    message_id=self.segment_pks[min(attempt.segment, len(self.segment_pks) - 1)],
+                    provider=attempt.provider,
+                    model=attempt.model,
+                    attempt=attempt.attempt,
+                    started_at=attempt.started_at,
+                    latency_ms=attempt.latency_ms,
+                    ttft_ms=attempt.ttft_ms,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cached_tokens=usage.cached_tokens,
+                    tokens_estimated=usage.estimated,
+                    outcome=attempt.outcome,
+                    error_kind=error.kind if error is not None else "",
+                    error_detail=error.detail if error is not None else "",
+                    status_code=error.status_code if error is not None else None,
+                    fallback_from=attempt.fallback_from,
+                )
+            )
+        return records
+
+    async def _finish(self, result: _Result, hits: tuple[SearchHit, ...], router: Router | None) -> None:
+        outcome = self._outcome(result, hits)
         try:
             await asyncio.shield(
-                database_sync_to_async(services.reply_finish)(message_id=self.message_pk, outcome=outcome)
+                database_sync_to_async(services.reply_finish)(
+                    message_id=self.message_pk, outcome=outcome, calls=self._calls(router), session_pk=self.session_pk
+                )
             )
         except Exception:
             logger.exception("Could not store reply %s of session %s", self.seq, self.session_pk)
+        await self._announce_end(outcome)
+
+    async def _announce_end(self, outcome: services.ReplyOutcome) -> None:
         end_frame: Frame = {
             "type": "reply.end",
             "seq": self.seq,
-            "message_id": self.message_id,
-            "status": status,
-            "provider": provider_name,
-            "model": model,
-            "ttft_ms": ttft_ms,
+            "message_id": self.segment.message_id,
+            "status": outcome.status,
+            "provider": outcome.provider,
+            "model": outcome.model,
+            "ttft_ms": outcome.ttft_ms,
             "duration_ms": outcome.duration_ms,
-            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
-            "cached": False,
-            "sources": sources,
+            "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens},
+            "cached": outcome.cached,
+            "sources": outcome.knowledge_sections,
         }
-        if error:
-            end_frame["error"] = error
+        if outcome.error_code:
+            end_frame["error"] = outcome.error_code
         if not self.remote:
             # A remote tab that read this reply as streaming before `reply_finish` committed is
             # in the group by now; its snapshot request may come too late to reach us.
             self.remote = await has_remote_members(self.group)
-        await self.coalescer.finish(end_frame, text)
+        await self.coalescer.finish(end_frame, self.text)
 
     async def _publish(self, frames: list[Frame]) -> None:
         await publish(self.group, frames, origin=self.origin, remote=self.remote)
@@ -488,6 +659,12 @@ class ReplyJob:
                 await save(message_id=self.message_pk, text=self.text)
             except Exception:
                 logger.exception("Checkpoint of reply %s failed", self.seq)
+
+
+def _sources(hits: tuple[SearchHit, ...], provider: str) -> list[dict[str, object]]:
+    """The sections a reply drew on: the ones the local assistant quoted, or all that were sent."""
+    chosen = used_hits(hits) if provider == "local" else list(hits)
+    return [{"id": hit.section.id, "title": hit.section.label, "score": hit.score} for hit in chosen]
 
 
 def _ms_since(started: float) -> int:

@@ -199,6 +199,64 @@ ASSISTANT_QUICK_REPLIES = env.string_list(
     separator="|",
 )
 
+# --- Parley: AI providers (docs/knowledge/ai-providers.md) ---------------------------------
+PROVIDER_NAMES = ("gemini", "openai", "anthropic", "local")
+OPENAI_API_KEY = env.optional_string("OPENAI_API_KEY")
+OPENAI_BASE_URL = env.optional_string("OPENAI_BASE_URL")
+OPENAI_MODEL = env.string("OPENAI_MODEL", "gpt-4.1-mini")
+OPENAI_TEMPERATURE = env.decimal("OPENAI_TEMPERATURE", 0.3, minimum=0, maximum=2)
+OPENAI_MAX_TOKENS = env.integer("OPENAI_MAX_TOKENS", 800, minimum=1)
+ANTHROPIC_API_KEY = env.optional_string("ANTHROPIC_API_KEY")
+ANTHROPIC_BASE_URL = env.optional_string("ANTHROPIC_BASE_URL")
+ANTHROPIC_MODEL = env.string("ANTHROPIC_MODEL", "claude-haiku-4-5")
+ANTHROPIC_TEMPERATURE = env.decimal("ANTHROPIC_TEMPERATURE", 0.3, minimum=0, maximum=1)
+ANTHROPIC_MAX_TOKENS = env.integer("ANTHROPIC_MAX_TOKENS", 800, minimum=1)
+GEMINI_API_KEY = env.optional_string("GEMINI_API_KEY")
+GEMINI_BASE_URL = env.optional_string("GEMINI_BASE_URL")
+GEMINI_MODEL = env.string("GEMINI_MODEL", "gemini-2.5-flash")
+GEMINI_TEMPERATURE = env.decimal("GEMINI_TEMPERATURE", 0.3, minimum=0, maximum=2)
+GEMINI_MAX_TOKENS = env.integer("GEMINI_MAX_TOKENS", 800, minimum=1)
+_KEYED = {"gemini": GEMINI_API_KEY, "openai": OPENAI_API_KEY, "anthropic": ANTHROPIC_API_KEY}
+# Default chain: every cloud provider whose key is set, then the offline assistant as last resort.
+AI_PROVIDERS = [
+    name.lower() for name in env.string_list("AI_PROVIDERS", [*(n for n, k in _KEYED.items() if k), "local"])
+]
+_unknown = [name for name in AI_PROVIDERS if name not in PROVIDER_NAMES]
+if _unknown or not AI_PROVIDERS or len(set(AI_PROVIDERS)) != len(AI_PROVIDERS):
+    raise ImproperlyConfigured(
+        f"AI_PROVIDERS must list distinct names among {', '.join(PROVIDER_NAMES)}; "
+        f"got {', '.join(AI_PROVIDERS) or 'nothing'}"
+    )
+_prompt_file = env.optional_string("ASSISTANT_SYSTEM_PROMPT_FILE")
+if _prompt_file is not None:
+    _prompt_path = env.path("ASSISTANT_SYSTEM_PROMPT_FILE", BASE_DIR)
+    try:
+        _prompt_from_file: str | None = _prompt_path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(f"ASSISTANT_SYSTEM_PROMPT_FILE cannot be read: {exc}") from None
+else:
+    _prompt_from_file = None
+ASSISTANT_SYSTEM_PROMPT = _prompt_from_file or env.string(
+    "ASSISTANT_SYSTEM_PROMPT",
+    "You are the support assistant of this website. Answer the visitor's question briefly and "
+    "accurately, using the knowledge base excerpts provided. If they do not contain the answer, "
+    "say so plainly and do not invent facts, links or prices. Answer in the visitor's language.",
+)
+PROMPT_HISTORY_TOKENS = env.integer("PROMPT_HISTORY_TOKENS", 2000, minimum=0)
+PROVIDER_CONNECT_TIMEOUT_S = env.decimal("PROVIDER_CONNECT_TIMEOUT_S", 5.0, minimum=0.05)
+PROVIDER_FIRST_TOKEN_TIMEOUT_S = env.decimal("PROVIDER_FIRST_TOKEN_TIMEOUT_S", 15.0, minimum=0.05)
+PROVIDER_IDLE_TIMEOUT_S = env.decimal("PROVIDER_IDLE_TIMEOUT_S", 20.0, minimum=0.05)
+PROVIDER_MAX_RETRIES = env.integer("PROVIDER_MAX_RETRIES", 2, minimum=0, maximum=5)
+PROVIDER_BACKOFF_BASE_S = env.decimal("PROVIDER_BACKOFF_BASE_S", 0.25, minimum=0)
+PROVIDER_RETRY_AFTER_CAP_S = env.decimal("PROVIDER_RETRY_AFTER_CAP_S", 5.0, minimum=0)
+PROVIDER_BREAKER_THRESHOLD = env.integer("PROVIDER_BREAKER_THRESHOLD", 5, minimum=1)
+PROVIDER_BREAKER_COOLDOWN_S = env.decimal("PROVIDER_BREAKER_COOLDOWN_S", 30.0, minimum=0.1)
+# Cached answers to a session's first question: on for the local assistant, opt-in (a TTL) for cloud.
+RESPONSE_CACHE_LOCAL_TTL_S = env.integer("RESPONSE_CACHE_LOCAL_TTL_S", 86400, minimum=0)
+RESPONSE_CACHE_TTL_S = env.integer("RESPONSE_CACHE_TTL_S", 0, minimum=0)
+# Session titles from a short provider call (when a cloud provider is configured).
+TITLE_FROM_PROVIDER = env.boolean("TITLE_FROM_PROVIDER", True)
+
 CHAT_MAX_MESSAGE_CHARS = env.integer("CHAT_MAX_MESSAGE_CHARS", 1000, minimum=1, maximum=100_000)
 CHAT_MAX_FRAME_BYTES = env.integer("CHAT_MAX_FRAME_BYTES", 64 * 1024, minimum=1024)
 CHAT_REPLY_TIMEOUT_S = env.decimal("CHAT_REPLY_TIMEOUT_S", 120.0, minimum=1)

