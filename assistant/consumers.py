@@ -23,7 +23,7 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
 
-from assistant import protocol, services
+from assistant import protocol, services, titles
 from assistant.access import client_ip, header, origin_allowed, verify_identity
 from assistant.groups import reply_control_group, session_group
 from assistant.models import ChatMessage, ChatSession
@@ -271,6 +271,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 origin=self.channel_name,
             )
         )
+        if user.seq == 1:
+            titles.schedule(
+                session_pk=self.session.pk, message_pk=user.pk, first_message=text, current_title=self.session.title
+            )
 
     async def send_ack(self, message: ChatMessage) -> None:
         """Tell this connection its message is stored."""

@@ -30,7 +30,7 @@ from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
-from assistant import protocol, response_cache, services
+from assistant import protocol, response_cache, services, titles
 from assistant.knowledge import SearchHit, get_knowledge_base
 from assistant.models import ChatMessage
 from assistant.providers.base import PromptMessage, ProviderTimeout, ReplyRequest, TextChunk, UsageReport
@@ -155,6 +155,7 @@ class ReplyRegistry:
         tasks = [job.task for job in list(self._jobs.values()) if job.task is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        await titles.drain()
         await control.close()
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from assistant import shared_redis
+from assistant.providers.breaker import breaker
 from assistant.streaming import registry
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
@@ -51,7 +52,12 @@ def _fast_defaults(settings) -> None:
     settings.WIDGET_ALLOWED_ORIGINS = []
     settings.WIDGET_IDENTITY_SECRET = None
     settings.WIDGET_IDENTITY_REQUIRED = False
-    cache.clear()
+    # Only the offline assistant, whatever keys the machine running the tests has.
+    settings.AI_PROVIDERS = ["local"]
+    settings.OPENAI_API_KEY = settings.ANTHROPIC_API_KEY = settings.GEMINI_API_KEY = None
+    settings.OPENAI_BASE_URL = settings.ANTHROPIC_BASE_URL = settings.GEMINI_BASE_URL = None
+    cache.clear()  # also the response cache and, on Redis, the shared breaker state
+    breaker.reset()
     channel_layers.backends.clear()
 
 

@@ -34,6 +34,7 @@ class ReplyRequest:
     locale: str = ""
     system_prompt: str = ""
     history_tokens: int = 2000
+    with_knowledge: bool = True  # False for side tasks such as titles: the system prompt alone
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,8 @@ from assistant.providers.base import PromptMessage, ReplyRequest, estimate_token
 def system_text(request: ReplyRequest) -> str:
     """The system prompt, followed by the retrieved knowledge sections (or a note that none matched)."""
     parts = [request.system_prompt.strip()] if request.system_prompt.strip() else []
+    if not request.with_knowledge:
+        return "\n\n".join(parts)
     if request.hits:
         excerpts = "\n\n---\n\n".join(f"[{hit.section.label}]\n{hit.section.text.strip()}" for hit in request.hits)
         parts.append(f"Knowledge base excerpts, best match first:\n\n{excerpts}")

@@ -459,3 +459,12 @@ def test_settings_without_urls_use_sqlite_wal_and_in_memory_backends() -> None:
     assert "PRAGMA busy_timeout=30000;" in values["OPTIONS"]["init_command"]
     assert values["CHANNEL_BACKEND"] == "channels.layers.InMemoryChannelLayer"
     assert values["CACHE_BACKEND"] == "django.core.cache.backends.locmem.LocMemCache"
+
+
+def test_every_variable_read_in_settings_is_documented_in_env_example() -> None:
+    """`.env.example` is the operator's list of knobs: a variable missing there is invisible."""
+    root = Path(__file__).resolve().parents[2]
+    read = set(re.findall(r'env\.\w+\(\s*"([A-Z][A-Z0-9_]+)"', (root / "project" / "settings.py").read_text()))
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (root / ".env.example").read_text(), re.MULTILINE))
+    assert read, "no env reads found: the pattern is out of date"
+    assert sorted(read - documented) == []

@@ -1,0 +1,108 @@
+"""Better session titles from a short provider call, off the reply's path.
+
+`turn_begin` already titles a session from its first message (deterministic, instant). When a
+cloud provider is configured, this asks it for a short summary instead, after the reply has
+started, and replaces the automatic title only if nobody changed it meanwhile. Failures keep
+the automatic title; the attempt is recorded as a `ProviderCall` with feature `title`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from assistant import services
+from assistant.models import ProviderCall
+from assistant.providers.base import ReplyRequest, TextChunk
+from assistant.providers.registry import provider_chain
+from assistant.providers.router import AllProvidersFailed, Router
+
+logger = logging.getLogger(__name__)
+
+TITLE_PROMPT = (
+    "Write a title of at most six words for a customer-support chat that starts with the visitor's "
+    "message below. Use the visitor's language. Reply with the title only: no quotes, no final period."
+)
+TITLE_TIMEOUT_S = 10.0
+
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def schedule(*, session_pk: int, message_pk: int, first_message: str, current_title: str) -> None:
+    """Start the title call in the background when a cloud provider is configured."""
+    if not settings.TITLE_FROM_PROVIDER or not any(p.name != "local" for p in provider_chain()):
+        return
+    task = asyncio.create_task(
+        _improve(session_pk=session_pk, message_pk=message_pk, first_message=first_message, current=current_title),
+        name=f"title-{session_pk}",
+    )
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+async def drain() -> None:
+    """Wait for title calls in flight (tests and shutdown)."""
+    if _tasks:
+        await asyncio.gather(*list(_tasks), return_exceptions=True)
+
+
+async def _improve(*, session_pk: int, message_pk: int, first_message: str, current: str) -> None:
+    cloud = [provider for provider in provider_chain() if provider.name != "local"]
+    router = Router(cloud[:1])  # the first cloud provider; no failover for a cosmetic call
+    request = ReplyRequest(query=first_message, system_prompt=TITLE_PROMPT, history_tokens=0, with_knowledge=False)
+    parts: list[str] = []
+    try:
+        async for event in router.stream(request, deadline=time.monotonic() + TITLE_TIMEOUT_S):
+            if isinstance(event, TextChunk):
+                parts.append(event.text)
+    except AllProvidersFailed as exc:
+        logger.info("No provider title for session %s (%s); keeping %r", session_pk, exc, current)
+        parts = []
+    except Exception:
+        logger.exception("Title call for session %s failed", session_pk)
+        parts = []
+    title = clean_title("".join(parts))
+    calls = [
+        services.ProviderCallRecord(
+            message_id=message_pk,
+            provider=attempt.provider,
+            model=attempt.model,
+            attempt=attempt.attempt,
+            started_at=attempt.started_at,
+            latency_ms=attempt.latency_ms,
+            ttft_ms=attempt.ttft_ms,
+            input_tokens=attempt.usage.input_tokens if attempt.usage else None,
+            output_tokens=attempt.usage.output_tokens if attempt.usage else None,
+            cached_tokens=attempt.usage.cached_tokens if attempt.usage else None,
+            tokens_estimated=bool(attempt.usage and attempt.usage.estimated),
+            outcome=attempt.outcome,
+            error_kind=attempt.error.kind if attempt.error else "",
+            error_detail=attempt.error.detail if attempt.error else "",
+            status_code=attempt.error.status_code if attempt.error else None,
+            feature=ProviderCall.Feature.TITLE,
+        )
+        for attempt in router.attempts
+    ]
+    try:
+        await database_sync_to_async(_store)(session_pk, current, title, calls)
+    except Exception:
+        logger.exception("Could not store the title of session %s", session_pk)
+
+
+def _store(session_pk: int, current: str, title: str, calls: list[services.ProviderCallRecord]) -> None:
+    services.provider_calls_record(session_pk=session_pk, calls=calls)
+    if title and title != current:
+        services.session_retitle(session_pk=session_pk, expected=current, title=title)
+
+
+def clean_title(text: str) -> str:
+    """One line, no wrapping quotes or trailing period, at most TITLE_CHARS."""
+    line = next((line for line in text.strip().splitlines() if line.strip()), "")
+    line = line.strip().strip("\"'“”«»*#").strip().rstrip(".")
+    if line.lower().startswith("title:"):
+        line = line[6:].strip()
+    return services.make_title(line) if line else ""
