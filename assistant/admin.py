@@ -6,7 +6,7 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, SessionRating
+from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, ProviderCall, SessionRating
 
 
 class ChatMessageInline(admin.TabularInline):
@@ -62,7 +62,7 @@ class ChatMessageAdmin(admin.ModelAdmin):
     list_display = ("__str__", "session", "role", "status", "provider", "ttft_ms", "duration_ms", "created_at")
     list_filter = ("role", "status", "provider", "cached", "created_at")
     search_fields = ("text", "session__public_id", "public_id", "client_id")
-    readonly_fields = ("public_id", "session", "reply_to", "created_at", "finished_at")
+    readonly_fields = ("public_id", "session", "reply_to", "retry_of", "created_at", "finished_at")
     list_select_related = ("session",)
     date_hierarchy = "created_at"
 
@@ -90,3 +90,35 @@ class ChatEventAdmin(admin.ModelAdmin):
     list_filter = ("name", "created_at")
     search_fields = ("name", "session__public_id")
     readonly_fields = ("session", "name", "data", "created_at")
+
+
+@admin.register(ProviderCall)
+class ProviderCallAdmin(admin.ModelAdmin):
+    """Every AI provider attempt: read-only, for auditing failovers and costs."""
+
+    list_display = (
+        "started_at",
+        "provider",
+        "model",
+        "feature",
+        "attempt",
+        "outcome",
+        "error_kind",
+        "latency_ms",
+        "ttft_ms",
+        "input_tokens",
+        "output_tokens",
+        "fallback_from",
+    )
+    list_filter = ("provider", "outcome", "feature", "error_kind", "tokens_estimated", "started_at")
+    search_fields = ("provider", "model", "error_detail", "session__public_id")
+    list_select_related = ("session",)
+    date_hierarchy = "started_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        """Rows are written by the router only."""
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: ProviderCall | None = None) -> bool:
+        """Rows are an audit trail."""
+        return False

@@ -94,6 +94,7 @@ class HistoryMessage(TypedDict):
     client_id: NotRequired[str]
     feedback: NotRequired[FeedbackState]
     reply_to: NotRequired[int]
+    retry_of: NotRequired[int]
 
 
 class WelcomeConfig(TypedDict):

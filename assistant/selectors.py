@@ -25,7 +25,7 @@ def session_history(*, session: ChatSession, after_seq: int, limit: int) -> tupl
     rows = list(
         ChatMessage.objects.filter(session=session)
         .filter(Q(seq__gt=after_seq) | Q(status=ChatMessage.Status.STREAMING))
-        .select_related("feedback", "reply_to")
+        .select_related("feedback", "reply_to", "retry_of")
         .order_by("-seq")[: limit + 1]
     )
     truncated = len(rows) > limit
@@ -48,6 +48,8 @@ def history_message(message: ChatMessage) -> HistoryMessage:
         item["client_id"] = message.client_id
     if message.reply_to_id is not None and message.reply_to is not None:
         item["reply_to"] = message.reply_to.seq
+    if message.retry_of_id is not None and message.retry_of is not None:
+        item["retry_of"] = message.retry_of.seq
     feedback = getattr(message, "feedback", None) if message.role == ChatMessage.Role.ASSISTANT else None
     if feedback is not None:
         state: FeedbackState = {"rating": feedback.rating, "reason": feedback.reason, "comment": feedback.comment}
