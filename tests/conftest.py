@@ -17,6 +17,7 @@ from django.core.cache import cache
 
 from assistant import shared_redis
 from assistant.providers.breaker import breaker
+from assistant.providers.registry import close_chain
 from assistant.streaming import registry
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
@@ -71,6 +72,7 @@ async def drain_replies():
     yield
     await registry.drain()
     await shared_redis.close()
+    await close_chain()
     close_pools = getattr(get_channel_layer(), "close_pools", None)
     if close_pools is not None:
         await close_pools()

@@ -37,13 +37,11 @@ class AnthropicProvider(AIProvider):
         api_key: str,
         model: str,
         base_url: str | None = None,
-        temperature: float = 0.3,
         max_tokens: int = 800,
         connect_timeout_s: float = 5.0,
         read_timeout_s: float = 30.0,
     ) -> None:
         super().__init__(model=model)
-        self.temperature = temperature
         self.max_tokens = max_tokens
         self.client = anthropic.AsyncAnthropic(
             api_key=api_key,
@@ -51,6 +49,10 @@ class AnthropicProvider(AIProvider):
             max_retries=0,
             timeout=httpx2.Timeout(read_timeout_s, connect=connect_timeout_s),
         )
+
+    async def aclose(self) -> None:
+        """Close the SDK's HTTP connection pool."""
+        await self.client.close()
 
     async def stream(self, request: ReplyRequest) -> AsyncIterator[StreamEvent]:
         """Yield text deltas, then usage."""
@@ -61,7 +63,6 @@ class AnthropicProvider(AIProvider):
             stream = await self.client.messages.create(
                 model=self.model,
                 max_tokens=self.max_tokens,
-                temperature=self.temperature,
                 system=system_text(request),
                 messages=[{"role": message.role, "content": message.text} for message in conversation(request)],  # type: ignore[misc]
                 stream=True,

@@ -69,6 +69,9 @@ class AIProvider(abc.ABC):
     def stream(self, request: ReplyRequest) -> AsyncIterator[StreamEvent]:
         """Yield the reply as text chunks, then usage; raise a ProviderError on failure."""
 
+    async def aclose(self) -> None:  # noqa: B027 - optional hook, most providers hold nothing
+        """Release network resources (the SDK's connection pool)."""
+
 
 # --- Error taxonomy -------------------------------------------------------------------------
 @dataclass

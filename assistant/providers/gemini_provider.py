@@ -58,6 +58,10 @@ class GeminiProvider(AIProvider):
             ),
         )
 
+    async def aclose(self) -> None:
+        """Close the SDK's HTTP connection pool."""
+        await self.client.aio.aclose()
+
     async def stream(self, request: ReplyRequest) -> AsyncIterator[StreamEvent]:
         """Yield text parts, then the usage of the last chunk that had any."""
         contents = [

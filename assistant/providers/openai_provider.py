@@ -54,6 +54,10 @@ class OpenAIProvider(AIProvider):
             timeout=httpx2.Timeout(read_timeout_s, connect=connect_timeout_s),
         )
 
+    async def aclose(self) -> None:
+        """Close the SDK's HTTP connection pool."""
+        await self.client.close()
+
     async def stream(self, request: ReplyRequest) -> AsyncIterator[StreamEvent]:
         """Yield text deltas, then the usage the final chunk reports."""
         messages = [{"role": "system", "content": system_text(request)}]

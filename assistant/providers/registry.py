@@ -50,6 +50,9 @@ def provider_chain() -> list[AIProvider]:
         cached = _chains.get(loop)
         if cached is not None and cached[0] == fingerprint:
             return cached[1]
+        for stale in cached[1] if cached else []:
+            # Settings changed: close the old SDK clients (a reply may still hold one: it finishes).
+            loop.create_task(stale.aclose())
     chain = [_build(name) for name in settings.AI_PROVIDERS if name not in missing_keys()]
     if loop is not None:
         _chains[loop] = (fingerprint, chain)
@@ -74,10 +77,11 @@ def _build(name: str) -> AIProvider:
         "api_key": getattr(settings, f"{prefix}_API_KEY"),
         "model": getattr(settings, f"{prefix}_MODEL"),
         "base_url": getattr(settings, f"{prefix}_BASE_URL"),
-        "temperature": getattr(settings, f"{prefix}_TEMPERATURE"),
         "max_tokens": getattr(settings, f"{prefix}_MAX_TOKENS"),
         **common,
     }
+    if hasattr(settings, f"{prefix}_TEMPERATURE"):  # Anthropic's current API has none
+        options["temperature"] = getattr(settings, f"{prefix}_TEMPERATURE")
     # Imported here: a deployment on the local assistant alone never loads the vendor SDKs.
     if name == "openai":
         from assistant.providers.openai_provider import OpenAIProvider
@@ -106,4 +110,14 @@ def _fingerprint() -> tuple[object, ...]:
     for vendor in _KEY_SETTING:
         prefix = vendor.upper()
         names += [f"{prefix}_{part}" for part in ("API_KEY", "MODEL", "BASE_URL", "TEMPERATURE", "MAX_TOKENS")]
-    return tuple(tuple(value) if isinstance(value := getattr(settings, name), list) else value for name in names)
+    return tuple(tuple(value) if isinstance(value := getattr(settings, name, None), list) else value for name in names)
+
+
+async def close_chain() -> None:
+    """Close the SDK clients of this event loop's chain (tests and shutdown)."""
+    cached = _chains.pop(asyncio.get_running_loop(), None)
+    for provider in cached[1] if cached else []:
+        try:
+            await provider.aclose()
+        except Exception:
+            logger.exception("Could not close provider %s", provider.name)

@@ -10,11 +10,25 @@ error events, slow or stalled streams) are injected one request at a time:
         vendor.faults.append("status:429:retry_after=1.5")
         client = AsyncAnthropic(api_key="k", base_url=vendor.base_url, max_retries=0)
 
+Faults, one spec string per request ("token chunk" = one SSE event carrying text; a vendor's
+preamble, such as OpenAI's role chunk or Anthropic's message_start/content_block_start/ping, is
+always sent with the headers):
+
+    ok                       the whole stream, then the vendor's end events and usage
+    hang                     read the request, never answer (until the client gives up or stop())
+    status:NNN               any 4xx/5xx with the vendor's real JSON error body
+    status:429:retry_after=S adds `Retry-After: S` (and `retry-after-ms` for OpenAI and Anthropic)
+    cut:N                    N token chunks, then close the connection mid-body
+    malformed:N              N token chunks, then an event whose JSON is invalid, then end the body
+    error_event:N            N token chunks, then the vendor's in-stream error event, then end the body
+    slow_first:S             headers and preamble at once, S seconds before the first token chunk
+    stall:N:S                N token chunks, S seconds' pause, then the rest
+
 Bodies are written with `Transfer-Encoding: chunked`, one HTTP chunk per SSE event, so a "cut"
 fault (connection closed without the terminating zero-length chunk) is a protocol error for the
-client rather than a clean end of body. The server runs on its own event loop in a daemon thread,
-so the same object works from sync tests, from async tests (whatever loop they use), and under
-load (100+ concurrent connections).
+client rather than a clean end of body. Responses keep the connection alive, as the SDKs' pools
+expect. The server runs on its own event loop in a daemon thread, so the same object works from
+sync tests, from async tests (whatever loop they use), and under load (100+ concurrent connections).
 """
 
 from __future__ import annotations
@@ -422,6 +436,9 @@ class FakeVendor:
     `faults` is consumed first in, first out, one spec per request to the vendor's streaming
     endpoint; when empty the request is answered "ok". `requests[i]` and `chunk_sent_at[i]` describe
     the same request. A request to any other route gets the vendor's 404 body and consumes no fault.
+    `tokens`, `token_interval_s` and `usage` are read per request, so a test may change them between
+    calls. `usage` is passed through as is: OpenAI and Gemini count cached tokens inside the input
+    count, Anthropic does not, and the fake does not adjust for either.
     """
 
     def __init__(
@@ -448,7 +465,7 @@ class FakeVendor:
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
-        self._lock = threading.Lock()
+        self._recorded = threading.Condition()
 
     def __repr__(self) -> str:
         return f"FakeVendor({self.vendor!r}, base_url={self.base_url!r})"
@@ -473,13 +490,24 @@ class FakeVendor:
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
-        with contextlib.suppress(Exception):
+        try:
             asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(_SERVER_TIMEOUT_S)
+        except Exception as exc:  # still stop the loop and thread below
+            self.server_errors.append(exc)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(_SERVER_TIMEOUT_S)
         if not thread.is_alive():
             loop.close()
         self._loop = self._thread = self._server = None
+
+    def wait_for_requests(self, count: int, timeout: float = 5.0) -> bool:
+        """Block until `count` requests were received (False on timeout): to act while a fault is in progress.
+
+        From async code run it off the loop, `await asyncio.to_thread(vendor.wait_for_requests, n)`, so the
+        SDK calls being waited for can proceed.
+        """
+        with self._recorded:
+            return self._recorded.wait_for(lambda: len(self.requests) >= count, timeout)
 
     def __enter__(self) -> FakeVendor:
         return self.start()
@@ -561,7 +589,7 @@ class FakeVendor:
         model = protocol.route(request.method, request.target)
         spec = "" if model is None else (self.faults.pop(0) if self.faults else "ok")
         sent_at: list[float] = []
-        with self._lock:
+        with self._recorded:
             self.requests.append(
                 RecordedRequest(
                     method=request.method,
@@ -575,6 +603,7 @@ class FakeVendor:
                 )
             )
             self.chunk_sent_at.append(sent_at)
+            self._recorded.notify_all()
         keep_alive = request.headers.get("connection", "").lower() != "close"
         if model is None:
             await self._send_json(
@@ -648,9 +677,13 @@ class FakeVendor:
         writer.write(head.encode("latin-1"))
         await writer.drain()
 
-        async def send(event: bytes) -> None:
+        async def send(event: bytes) -> float:
+            # The time is taken just before the write (which hands the bytes to the kernel at once unless the
+            # socket is backed up): a client reading it can never appear to receive a chunk before it was sent.
+            written_at = time.monotonic()
             writer.write(b"%x\r\n%s\r\n" % (len(event), event))
             await writer.drain()
+            return written_at
 
         for event in self._protocol.preamble(ex):
             await send(event)
@@ -664,8 +697,7 @@ class FakeVendor:
                 await asyncio.sleep(fault.seconds)
             elif index and self.token_interval_s:
                 await asyncio.sleep(self.token_interval_s)
-            await send(self._protocol.token(ex, text, last=index == len(ex.tokens) - 1))
-            sent_at.append(time.monotonic())
+            sent_at.append(await send(self._protocol.token(ex, text, last=index == len(ex.tokens) - 1)))
         if fault.kind == "cut":
             # Close with the body unfinished (no zero-length chunk): FIN once what was written is flushed.
             writer.close()
