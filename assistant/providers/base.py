@@ -185,3 +185,26 @@ def estimate_tokens(text: str) -> int:
     for piece in _TOKEN_PIECES.findall(text):
         count += max(1, -(-len(piece.strip()) // 4)) if len(piece.strip()) > 6 else 1
     return count
+
+
+def connection_refused(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) is a refused TCP connection: nobody listens there.
+
+    Such a failure is instant, so it is retried at once instead of after a backoff: the retries
+    cost a millisecond, and the failover that follows is not delayed by waits that cannot help.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError) or "Connection refused" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def connection_error(provider: str, exc: BaseException) -> ProviderRetryable:
+    """A retryable error for a failed connection; a refused one is retried without waiting."""
+    refused = connection_refused(exc)
+    detail = f"connection {'refused' if refused else 'failed'}: {exc.__cause__ or exc}"
+    return ProviderRetryable(detail, provider, retry_after=0.0 if refused else None)

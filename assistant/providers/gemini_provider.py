@@ -23,6 +23,8 @@ from assistant.providers.base import (
     StreamEvent,
     TextChunk,
     UsageReport,
+    connection_error,
+    connection_refused,
     error_for_status,
 )
 from assistant.providers.prompt import conversation, system_text
@@ -95,6 +97,8 @@ class GeminiProvider(AIProvider):
         except httpx2.TimeoutException as exc:
             raise ProviderTimeout(f"request timed out: {exc}", self.name) from exc
         except Exception as exc:  # connection refused or cut, malformed JSON in the stream
+            if connection_refused(exc):
+                raise connection_error(self.name, exc) from exc
             raise ProviderRetryable(f"stream broke: {type(exc).__name__}: {exc}", self.name) from exc
         if usage is not None:
             yield usage

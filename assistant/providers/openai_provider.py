@@ -20,6 +20,8 @@ from assistant.providers.base import (
     StreamEvent,
     TextChunk,
     UsageReport,
+    connection_error,
+    connection_refused,
     error_for_status,
 )
 from assistant.providers.prompt import conversation, system_text
@@ -92,8 +94,10 @@ class OpenAIProvider(AIProvider):
         except openai.APITimeoutError as exc:
             raise ProviderTimeout(f"request timed out: {exc}", self.name) from exc
         except openai.APIConnectionError as exc:
-            raise ProviderRetryable(f"connection failed: {exc.__cause__ or exc}", self.name) from exc
+            raise connection_error(self.name, exc) from exc
         except Exception as exc:  # an error event in the stream, a cut body, malformed JSON
+            if connection_refused(exc):
+                raise connection_error(self.name, exc) from exc
             raise ProviderRetryable(f"stream broke: {type(exc).__name__}: {exc}", self.name) from exc
         if usage is not None:
             yield usage

@@ -5,8 +5,9 @@ For each provider of the chain, in order (skipping one whose breaker is open):
   between chunks, never past the reply's deadline;
 - before any text: connection errors, timeouts, 429 and 5xx are retried up to
   PROVIDER_MAX_RETRIES times with exponential backoff and jitter, or after `Retry-After` when
-  the vendor sends one no longer than PROVIDER_RETRY_AFTER_CAP_S; 400/401/403/404 fail over at
-  once with one log line for the operator;
+  the vendor sends one no longer than PROVIDER_RETRY_AFTER_CAP_S (a refused connection is
+  retried at once: waiting cannot revive a closed port); 400/401/403/404 fail over at once
+  with one log line for the operator;
 - after text began, any failure (cut connection, malformed or error event, idle timeout) is a
   mid-stream failure: the router yields `Broken` (the caller keeps the partial reply as
   interrupted) and the next provider answers from the start.

@@ -381,6 +381,8 @@ print(json.dumps({
     "CHANNEL_HOSTS": settings.CHANNEL_LAYERS["default"].get("CONFIG", {}).get("hosts"),
     "CACHE_BACKEND": settings.CACHES["default"]["BACKEND"],
     "CACHE_LOCATION": settings.CACHES["default"]["LOCATION"],
+    "AI_PROVIDERS": settings.AI_PROVIDERS,
+    "SYSTEM_PROMPT": settings.ASSISTANT_SYSTEM_PROMPT,
 }))
 """
 # Everything settings.py reads that could leak in from the developer's or CI's environment.
@@ -394,6 +396,12 @@ _SCRUBBED = (
     "DJANGO_SETTINGS_MODULE",
     "WIDGET_IDENTITY_REQUIRED",
     "ALLOWED_HOSTS",
+    "AI_PROVIDERS",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GEMINI_API_KEY",
+    "ASSISTANT_SYSTEM_PROMPT",
+    "ASSISTANT_SYSTEM_PROMPT_FILE",
 )
 
 
@@ -468,3 +476,37 @@ def test_every_variable_read_in_settings_is_documented_in_env_example() -> None:
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", (root / ".env.example").read_text(), re.MULTILINE))
     assert read, "no env reads found: the pattern is out of date"
     assert sorted(read - documented) == []
+
+
+@pytest.mark.parametrize(
+    ("keys", "chain"),
+    [
+        ({}, ["local"]),
+        ({"ANTHROPIC_API_KEY": "a", "OPENAI_API_KEY": "o"}, ["openai", "anthropic", "local"]),
+        ({"GEMINI_API_KEY": "g", "ANTHROPIC_API_KEY": "a"}, ["gemini", "anthropic", "local"]),
+    ],
+)
+def test_default_provider_chain_is_every_keyed_cloud_provider_then_local(
+    keys: dict[str, str], chain: list[str]
+) -> None:
+    result = run_settings(**keys)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["AI_PROVIDERS"] == chain
+
+
+def test_explicit_provider_chain_is_kept_and_bad_names_are_refused() -> None:
+    result = run_settings(AI_PROVIDERS="Anthropic, local")
+    assert json.loads(result.stdout)["AI_PROVIDERS"] == ["anthropic", "local"]
+    for bad in ("openai,mistral", "local,local"):
+        refused = run_settings(AI_PROVIDERS=bad)
+        assert refused.returncode != 0
+        assert "ImproperlyConfigured: AI_PROVIDERS must list distinct names among" in refused.stderr
+
+
+def test_system_prompt_file_wins_and_a_missing_one_is_a_clear_error(tmp_path: Path) -> None:
+    prompt = tmp_path / "prompt.txt"
+    prompt.write_text("Answer like a pirate.\n", encoding="utf-8")
+    result = run_settings(ASSISTANT_SYSTEM_PROMPT="inline", ASSISTANT_SYSTEM_PROMPT_FILE=str(prompt))
+    assert json.loads(result.stdout)["SYSTEM_PROMPT"] == "Answer like a pirate."
+    missing = run_settings(ASSISTANT_SYSTEM_PROMPT_FILE=str(tmp_path / "nope.txt"))
+    assert missing.returncode != 0 and "ASSISTANT_SYSTEM_PROMPT_FILE cannot be read" in missing.stderr

@@ -20,7 +20,7 @@ from assistant.models import ChatMessage, ProviderCall
 from tests.support.chat import ChatClient, open_client
 from tests.support.fake_vendors import FakeVendor, refused_url
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("drain_replies")]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.backends, pytest.mark.usefixtures("drain_replies")]
 
 PRIMARY_TOKENS = ["The ", "primary ", "vendor ", "says ", "hello ", "in ", "eight ", "pieces."]
 BACKUP_TOKENS = ["Backup ", "answer: ", "add ", "one ", "script ", "tag."]
@@ -171,6 +171,8 @@ async def test_fault_before_any_text_fails_over_invisibly(
         assert turn.elapsed_s >= 0.4  # two waits of Retry-After: 0.2 s
     if kind in {"auth", "bad_request"}:
         assert turn.elapsed_s < 1.0  # no retry, no backoff
+    if fault == "connection refused":
+        assert turn.elapsed_s < 1.0  # retried at once: waiting cannot revive a closed port
 
     messages, calls = await stored(turn.session_id)
     assert [(m["seq"], m["role"], m["status"], m["provider"]) for m in messages] == [
