@@ -333,3 +333,25 @@ async def test_the_prompt_carries_system_prompt_knowledge_and_history(vendor: st
         assert [m["role"] for m in body["messages"]] == ["system", "user", "assistant", "user"]
     else:
         assert [c["role"] for c in body["contents"]] == ["user", "model", "user"]
+
+
+@pytest.mark.parametrize("vendor", VENDORS)
+async def test_stop_during_a_cloud_reply_keeps_the_text_and_records_a_stopped_call(
+    vendor: str, fast_failover: Any
+) -> None:
+    with FakeVendor(vendor, tokens=[f"w{i} " for i in range(40)], token_interval_s=0.05) as slow:
+        point(fast_failover, vendor, slow.base_url)
+        fast_failover.AI_PROVIDERS = [vendor, "local"]
+        client, ok, _ = await open_client()
+        assert ok
+        welcome = await client.hello()
+        await client.send({"type": "message", "text": "Tell me everything", "client_id": "s"})
+        await client.recv_type("reply.delta")
+        await client.send({"type": "stop"})
+        _, end = await client.read_reply()
+        await client.close()
+    assert (end["status"], end["provider"]) == ("stopped", vendor)
+    messages, calls = await stored(welcome["session_id"])
+    assert messages[1]["status"] == "stopped" and 0 < len(messages[1]["text"]) < len(" ".join(["w00"] * 40))
+    assert [(c["provider"], c["outcome"]) for c in calls] == [(vendor, "stopped")]
+    assert calls[0]["tokens_estimated"]  # the stream never reached its usage report
