@@ -2,7 +2,8 @@
 
 The system prompt goes in `system`; usage comes from `message_start` (input, cache reads) and
 `message_delta` (output). An `event: error` inside the stream (such as `overloaded_error`) is
-raised by the SDK and becomes a provider error like any other. SDK retries are off.
+raised by the SDK and becomes a provider error like any other. SDK retries are off. The
+Messages API version this SDK speaks has no temperature parameter.
 """
 
 from __future__ import annotations
@@ -10,46 +11,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import anthropic
-import httpx2
 
-from assistant.providers.base import (
-    AIProvider,
-    ProviderError,
-    ProviderRetryable,
-    ProviderTimeout,
-    ReplyRequest,
-    StreamEvent,
-    TextChunk,
-    UsageReport,
-    connection_error,
-    connection_refused,
-    error_for_status,
-)
+from assistant.providers.base import ReplyRequest, StreamEvent, TextChunk, UsageReport
+from assistant.providers.cloud import CloudProvider
 from assistant.providers.prompt import conversation, system_text
 
 
-class AnthropicProvider(AIProvider):
+class AnthropicProvider(CloudProvider):
     """`POST /v1/messages` with `stream: true`."""
 
     name = "anthropic"
 
-    def __init__(
-        self,
-        *,
-        api_key: str,
-        model: str,
-        base_url: str | None = None,
-        max_tokens: int = 800,
-        connect_timeout_s: float = 5.0,
-        read_timeout_s: float = 30.0,
-    ) -> None:
-        super().__init__(model=model)
-        self.max_tokens = max_tokens
-        self.client = anthropic.AsyncAnthropic(
-            api_key=api_key,
-            base_url=base_url,
-            max_retries=0,
-            timeout=httpx2.Timeout(read_timeout_s, connect=connect_timeout_s),
+    def make_client(self, api_key: str) -> anthropic.AsyncAnthropic:
+        """The SDK client, no retries."""
+        return anthropic.AsyncAnthropic(
+            api_key=api_key, base_url=self.base_url, max_retries=0, timeout=self.http_timeout()
         )
 
     async def aclose(self) -> None:
@@ -61,12 +37,12 @@ class AnthropicProvider(AIProvider):
         input_tokens: int | None = None
         cached_tokens: int | None = None
         output_tokens: int | None = None
-        try:
+        with self.vendor_errors():
             stream = await self.client.messages.create(
                 model=self.model,
                 max_tokens=self.max_tokens,
                 system=system_text(request),
-                messages=[{"role": message.role, "content": message.text} for message in conversation(request)],  # type: ignore[misc]
+                messages=[{"role": m.role, "content": m.text} for m in conversation(request)],  # type: ignore[misc]
                 stream=True,
             )
             async with stream:
@@ -80,17 +56,5 @@ class AnthropicProvider(AIProvider):
                         cached_tokens = usage.cache_read_input_tokens
                     elif event.type == "message_delta":
                         output_tokens = event.usage.output_tokens
-        except ProviderError:
-            raise
-        except anthropic.APIStatusError as exc:
-            raise error_for_status(self.name, exc.status_code, exc.message, exc.response.headers) from exc
-        except anthropic.APITimeoutError as exc:
-            raise ProviderTimeout(f"request timed out: {exc}", self.name) from exc
-        except anthropic.APIConnectionError as exc:
-            raise connection_error(self.name, exc) from exc
-        except Exception as exc:  # an error event in the stream, a cut body, malformed JSON
-            if connection_refused(exc):
-                raise connection_error(self.name, exc) from exc
-            raise ProviderRetryable(f"stream broke: {type(exc).__name__}: {exc}", self.name) from exc
         if input_tokens is not None or output_tokens is not None:
             yield UsageReport(input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached_tokens)

@@ -10,52 +10,29 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx2
 from google import genai
-from google.genai import errors, types
+from google.genai import types
 
-from assistant.providers.base import (
-    AIProvider,
-    ProviderError,
-    ProviderRetryable,
-    ProviderTimeout,
-    ReplyRequest,
-    StreamEvent,
-    TextChunk,
-    UsageReport,
-    connection_error,
-    connection_refused,
-    error_for_status,
-)
+from assistant.providers.base import ReplyRequest, StreamEvent, TextChunk, UsageReport
+from assistant.providers.cloud import CloudProvider
 from assistant.providers.prompt import conversation, system_text
 
 
-class GeminiProvider(AIProvider):
+class GeminiProvider(CloudProvider):
     """`generate_content_stream` on the async client."""
 
     name = "gemini"
 
-    def __init__(
-        self,
-        *,
-        api_key: str,
-        model: str,
-        base_url: str | None = None,
-        temperature: float = 0.3,
-        max_tokens: int = 800,
-        connect_timeout_s: float = 5.0,
-        read_timeout_s: float = 30.0,
-    ) -> None:
-        super().__init__(model=model)
-        self.config = types.GenerateContentConfig(temperature=temperature, max_output_tokens=max_tokens)
-        self.client = genai.Client(
+    def make_client(self, api_key: str) -> genai.Client:
+        """The SDK client, no retries."""
+        return genai.Client(
             api_key=api_key,
             http_options=types.HttpOptions(
-                base_url=base_url,
+                base_url=self.base_url,
                 # Milliseconds; google-genai applies it to each request as httpx's timeout
                 # (connect and every read). The router's own first-token and idle timeouts are
                 # tighter; this is the backstop.
-                timeout=int(max(read_timeout_s, connect_timeout_s) * 1000),
+                timeout=int(max(self.read_timeout_s, self.connect_timeout_s) * 1000),
                 retry_options=types.HttpRetryOptions(attempts=1),
             ),
         )
@@ -72,9 +49,14 @@ class GeminiProvider(AIProvider):
             )
             for message in conversation(request)
         ]
-        config = self.config.model_copy(update={"system_instruction": system_text(request)})
+        config = types.GenerateContentConfig(
+            system_instruction=system_text(request),
+            temperature=self.temperature,
+            max_output_tokens=self.max_tokens,
+        )
         usage: UsageReport | None = None
-        try:
+        with self.vendor_errors():
+            # Lazy: the request (and any status or connection error) happens at the first iteration.
             stream = await self.client.aio.models.generate_content_stream(
                 model=self.model, contents=contents, config=config
             )
@@ -89,17 +71,6 @@ class GeminiProvider(AIProvider):
                         output_tokens=metadata.candidates_token_count,
                         cached_tokens=metadata.cached_content_token_count,
                     )
-        except ProviderError:
-            raise
-        except errors.APIError as exc:
-            headers = getattr(getattr(exc, "response", None), "headers", None)
-            raise error_for_status(self.name, exc.code or 500, exc.message or str(exc), headers) from exc
-        except httpx2.TimeoutException as exc:
-            raise ProviderTimeout(f"request timed out: {exc}", self.name) from exc
-        except Exception as exc:  # connection refused or cut, malformed JSON in the stream
-            if connection_refused(exc):
-                raise connection_error(self.name, exc) from exc
-            raise ProviderRetryable(f"stream broke: {type(exc).__name__}: {exc}", self.name) from exc
         if usage is not None:
             yield usage
 

@@ -8,53 +8,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx2
 import openai
 
-from assistant.providers.base import (
-    AIProvider,
-    ProviderError,
-    ProviderRetryable,
-    ProviderTimeout,
-    ReplyRequest,
-    StreamEvent,
-    TextChunk,
-    UsageReport,
-    connection_error,
-    connection_refused,
-    error_for_status,
-)
+from assistant.providers.base import ReplyRequest, StreamEvent, TextChunk, UsageReport
+from assistant.providers.cloud import CloudProvider
 from assistant.providers.prompt import conversation, system_text
 
 
-class OpenAIProvider(AIProvider):
+class OpenAIProvider(CloudProvider):
     """`POST /v1/chat/completions` with `stream: true` through the official async SDK."""
 
     name = "openai"
 
-    def __init__(
-        self,
-        *,
-        api_key: str,
-        model: str,
-        base_url: str | None = None,
-        temperature: float = 0.3,
-        max_tokens: int = 800,
-        connect_timeout_s: float = 5.0,
-        read_timeout_s: float = 30.0,
-    ) -> None:
-        super().__init__(model=model)
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        # api.openai.com wants max_completion_tokens (reasoning models refuse max_tokens); the
-        # compatible servers (Ollama, vLLM, llama.cpp) only know max_tokens.
-        self.token_limit_field = "max_tokens" if base_url else "max_completion_tokens"
-        self.client = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=base_url,
-            max_retries=0,
-            timeout=httpx2.Timeout(read_timeout_s, connect=connect_timeout_s),
-        )
+    def make_client(self, api_key: str) -> openai.AsyncOpenAI:
+        """The SDK client, no retries."""
+        return openai.AsyncOpenAI(api_key=api_key, base_url=self.base_url, max_retries=0, timeout=self.http_timeout())
 
     async def aclose(self) -> None:
         """Close the SDK's HTTP connection pool."""
@@ -64,15 +32,19 @@ class OpenAIProvider(AIProvider):
         """Yield text deltas, then the usage the final chunk reports."""
         messages = [{"role": "system", "content": system_text(request)}]
         messages += [{"role": message.role, "content": message.text} for message in conversation(request)]
+        # api.openai.com wants max_completion_tokens (reasoning models refuse max_tokens); the
+        # compatible servers (Ollama, vLLM, llama.cpp) only know max_tokens.
+        limit = {"max_tokens" if self.base_url else "max_completion_tokens": self.max_tokens}
+        if self.temperature is not None:
+            limit["temperature"] = self.temperature  # type: ignore[assignment]
         usage: UsageReport | None = None
-        try:
+        with self.vendor_errors():
             stream = await self.client.chat.completions.create(
                 model=self.model,
                 messages=messages,  # type: ignore[arg-type]
                 stream=True,
                 stream_options={"include_usage": True},
-                temperature=self.temperature,
-                **{self.token_limit_field: self.max_tokens},  # type: ignore[arg-type]
+                **limit,  # type: ignore[arg-type]
             )
             async with stream:
                 async for chunk in stream:
@@ -87,17 +59,5 @@ class OpenAIProvider(AIProvider):
                             output_tokens=chunk.usage.completion_tokens,
                             cached_tokens=details.cached_tokens if details is not None else None,
                         )
-        except ProviderError:
-            raise
-        except openai.APIStatusError as exc:
-            raise error_for_status(self.name, exc.status_code, exc.message, exc.response.headers) from exc
-        except openai.APITimeoutError as exc:
-            raise ProviderTimeout(f"request timed out: {exc}", self.name) from exc
-        except openai.APIConnectionError as exc:
-            raise connection_error(self.name, exc) from exc
-        except Exception as exc:  # an error event in the stream, a cut body, malformed JSON
-            if connection_refused(exc):
-                raise connection_error(self.name, exc) from exc
-            raise ProviderRetryable(f"stream broke: {type(exc).__name__}: {exc}", self.name) from exc
         if usage is not None:
             yield usage

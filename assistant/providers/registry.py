@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import weakref
 
@@ -14,6 +15,11 @@ from assistant.providers.local import LocalProvider
 logger = logging.getLogger(__name__)
 
 _KEY_SETTING = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "gemini": "GEMINI_API_KEY"}
+_MODULES = {
+    "openai": "assistant.providers.openai_provider",
+    "anthropic": "assistant.providers.anthropic_provider",
+    "gemini": "assistant.providers.gemini_provider",
+}
 
 # SDK clients hold connection pools bound to the event loop that first used them: one chain per
 # loop, rebuilt when the settings it was built from change (tests change them).
@@ -37,6 +43,10 @@ def log_configuration() -> None:
         )
     usable = [name for name in settings.AI_PROVIDERS if name not in missing_keys()]
     logger.info("AI providers, in failover order: %s", ", ".join(usable) or "none")
+    for name in usable:
+        if name in _MODULES:
+            # Import the SDK now (about a second for some) rather than during the first reply.
+            importlib.import_module(_MODULES[name])
 
 
 def provider_chain() -> list[AIProvider]:

@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
+# The SDKs imported up front (as apps.ready does when keys are set), so no turn pays for it.
 from assistant.models import ChatMessage, ProviderCall
+from assistant.providers import anthropic_provider, gemini_provider, openai_provider  # noqa: F401
 from tests.support.chat import ChatClient, open_client
 from tests.support.fake_vendors import FakeVendor, refused_url
 
@@ -132,6 +134,8 @@ BEFORE_TEXT = {
     "401 bad key": (["status:401"], 1, "auth", 401),
     "404 unknown model": (["status:404"], 1, "bad_request", 404),
     "malformed SSE before text": (["malformed:0"] * 3, 3, "retryable", None),
+    # Gemini reports the event's own code (503); OpenAI's and Anthropic's events carry none.
+    "in-stream error event before text": (["error_event:0"] * 3, 3, "retryable", "vendor"),
     "slow first token": (["slow_first:3"] * 3, 3, "timeout", None),
 }
 MID_STREAM = {
@@ -181,6 +185,8 @@ async def test_fault_before_any_text_fails_over_invisibly(
     ]
     assert messages[1]["text"] == "".join(BACKUP_TOKENS)
     failed = [call for call in calls if call["provider"] == primary]
+    if status == "vendor":
+        status = 503 if primary == "gemini" else None
     assert [(c["attempt"], c["outcome"], c["error_kind"], c["status_code"]) for c in failed] == [
         (number, "error", kind, status) for number in range(1, attempts + 1)
     ]
