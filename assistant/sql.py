@@ -18,6 +18,7 @@ from django.db import connection
 from django.db.models import Field, Model
 
 from assistant.models import ChatMessage, ChatSession
+from assistant.protocol import PROVIDER_INTERRUPTED
 
 Row = tuple[Any, ...]
 Conflict = tuple[int, str | None, str, bool]
@@ -145,12 +146,16 @@ def turn_conflicts(
 
 
 def prompt_turns(*, session_pk: int, before_seq: int, limit: int) -> list[tuple[str, str]]:
-    """(role, text) of the last `limit` finished, non-empty visitor/assistant messages, newest first."""
+    """(role, text) of the last `limit` finished, non-empty visitor/assistant messages, newest first.
+
+    A reply cut mid-stream and replaced (`provider_interrupted`) is left out: its replacement
+    follows it and says it all.
+    """
     table, quote = _quote(ChatMessage._meta.db_table), _quote
     rows = _execute(
         f"SELECT {quote('role')}, {quote('text')} FROM {table} WHERE {quote('session_id')} = %s "
         f"AND {quote('seq')} < %s AND {quote('role')} IN (%s, %s) AND {quote('status')} NOT IN (%s, %s) "
-        f"AND {quote('text')} <> '' ORDER BY {quote('seq')} DESC LIMIT %s",
+        f"AND {quote('text')} <> '' AND {quote('error_code')} <> %s ORDER BY {quote('seq')} DESC LIMIT %s",
         [
             session_pk,
             before_seq,
@@ -158,6 +163,7 @@ def prompt_turns(*, session_pk: int, before_seq: int, limit: int) -> list[tuple[
             ChatMessage.Role.ASSISTANT,
             ChatMessage.Status.STREAMING,
             ChatMessage.Status.FAILED,
+            PROVIDER_INTERRUPTED,  # replaced by the reply that follows it: sending both repeats it
             limit,
         ],
     )

@@ -168,3 +168,36 @@ def test_reply_finish_stores_the_outcome_once() -> None:
     )
     assert stored.finished_at is not None and stored.reply_to_id == turn.user_message.pk
     assert turn.user_message.created_at == ChatMessage.objects.get(pk=turn.user_message.pk).created_at
+
+
+def test_a_reply_replaced_after_a_provider_failure_is_left_out_of_the_prompt() -> None:
+    session = new_session()
+    turn = services.turn_begin(session=session, text="How do I embed the widget?", client_id="a")
+    assert turn.assistant_message is not None
+
+    def outcome(text: str, status: str, error: str) -> services.ReplyOutcome:
+        return services.ReplyOutcome(
+            text=text,
+            status=status,
+            provider="openai",
+            model="m",
+            ttft_ms=1,
+            duration_ms=2,
+            input_tokens=None,
+            output_tokens=None,
+            cached=False,
+            error_code=error,
+            knowledge_sections=[],
+        )
+
+    replacement = services.reply_failover(
+        message_id=turn.assistant_message.pk,
+        outcome=outcome("Add one scr", "interrupted", "provider_interrupted"),
+        session_pk=session.pk,
+        reply_to_id=turn.user_message.pk,
+    )
+    assert (replacement.seq, replacement.retry_of_id, replacement.status) == (3, turn.assistant_message.pk, "streaming")
+    services.reply_finish(message_id=replacement.pk, outcome=outcome("Add one script tag.", "complete", ""))
+    later = services.turn_begin(session=ChatSession.objects.get(pk=session.pk), text="Thanks!", client_id="b")
+    assert later.user_message.seq == 4
+    assert later.history == [("user", "How do I embed the widget?"), ("assistant", "Add one script tag.")]

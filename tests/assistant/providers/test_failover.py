@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from channels.db import database_sync_to_async
 
-# The SDKs imported up front (as apps.ready does when keys are set), so no turn pays for it.
 from assistant.models import ChatMessage, ProviderCall
+
+# Imported up front, as apps.ready does when keys are set, so that no timed turn pays for it.
 from assistant.providers import anthropic_provider, gemini_provider, openai_provider  # noqa: F401
 from tests.support.chat import ChatClient, open_client
 from tests.support.fake_vendors import FakeVendor, refused_url
