@@ -64,6 +64,7 @@ format: install-dev
 ## bench: websocket throughput vs a bare echo consumer, on SQLite and Postgres + Redis
 bench: install-dev
 	$(BIN)/python bench/chat_throughput.py
+	$(BIN)/python bench/provider_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .test-db.sqlite3* .staticfiles

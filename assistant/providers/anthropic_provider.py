@@ -1,19 +1,21 @@
 """Anthropic messages API, streamed through the official async SDK.
 
-The system prompt goes in `system`; usage comes from `message_start` (input, cache reads) and
-`message_delta` (output). An `event: error` inside the stream (such as `overloaded_error`) is
-raised by the SDK and becomes a provider error like any other. SDK retries are off. The
-Messages API version this SDK speaks has no temperature parameter.
+The SDK sends and checks the request; the SSE events are read here (`cloud.sse_events`). The
+system prompt goes in `system`; usage comes from `message_start` (input, cache reads) and
+`message_delta` (output). An `event: error` inside the stream (such as `overloaded_error`)
+becomes a provider error like any other. SDK retries are off. The Messages API version this
+SDK speaks has no temperature parameter.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import anthropic
 
-from assistant.providers.base import ReplyRequest, StreamEvent, TextChunk, UsageReport
-from assistant.providers.cloud import CloudProvider
+from assistant.providers.base import ProviderRetryable, ReplyRequest, StreamEvent, TextChunk, UsageReport
+from assistant.providers.cloud import CloudProvider, sse_events
 from assistant.providers.prompt import conversation, system_text
 
 
@@ -38,23 +40,31 @@ class AnthropicProvider(CloudProvider):
         cached_tokens: int | None = None
         output_tokens: int | None = None
         with self.vendor_errors():
-            stream = await self.client.messages.create(
+            # The SDK builds, sends and checks the request; the SSE body is parsed here with
+            # json.loads (see cloud.sse_events) rather than into typed event objects.
+            async with self.client.messages.with_streaming_response.create(
                 model=self.model,
                 max_tokens=self.max_tokens,
                 system=system_text(request),
                 messages=[{"role": m.role, "content": m.text} for m in conversation(request)],  # type: ignore[misc]
                 stream=True,
-            )
-            async with stream:
-                async for event in stream:
-                    if event.type == "content_block_delta" and event.delta.type == "text_delta":
-                        if event.delta.text:
-                            yield TextChunk(event.delta.text)
-                    elif event.type == "message_start":
-                        usage = event.message.usage
-                        input_tokens = usage.input_tokens
-                        cached_tokens = usage.cache_read_input_tokens
-                    elif event.type == "message_delta":
-                        output_tokens = event.usage.output_tokens
+            ) as response:
+                async for event, data in sse_events(response.iter_lines()):
+                    if event == "content_block_delta":
+                        delta = json.loads(data).get("delta") or {}
+                        if delta.get("type") == "text_delta" and delta.get("text"):
+                            yield TextChunk(delta["text"])
+                    elif event == "message_start":
+                        usage = (json.loads(data).get("message") or {}).get("usage") or {}
+                        input_tokens = usage.get("input_tokens")
+                        cached_tokens = usage.get("cache_read_input_tokens")
+                    elif event == "message_delta":
+                        output_tokens = (json.loads(data).get("usage") or {}).get("output_tokens", output_tokens)
+                    elif event == "error":
+                        error = json.loads(data).get("error") or {}
+                        kind = error.get("type", "error")
+                        raise ProviderRetryable(f"{kind}: {error.get('message', '')}", self.name)
+                    elif event == "message_stop":
+                        break
         if input_tokens is not None or output_tokens is not None:
             yield UsageReport(input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached_tokens)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx2
@@ -85,3 +85,29 @@ def translate_error(provider: str, exc: Exception) -> ProviderError:
     # An error event inside a 200 stream (Anthropic's overloaded_error arrives as status 200),
     # a cut body, malformed JSON: worth another attempt before any text, a failover after.
     return ProviderRetryable(f"stream broke: {type(exc).__name__}: {message}", provider)
+
+
+async def sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, str]]:
+    """(event, data) pairs of a `text/event-stream`, per the SSE spec's line rules.
+
+    Used instead of the SDKs' typed stream objects on the hot path: building a pydantic model
+    per chunk cost ~0.07 ms, `json.loads` ~0.003 ms, and at 100 streams of 50 tokens/s that is
+    the difference between one process keeping up or not (docs/benchmarks.md).
+    """
+    event, data = "", []
+    async for line in lines:
+        if not line:
+            if data:
+                yield event or "message", "\n".join(data)
+            event, data = "", []
+            continue
+        if line.startswith(":"):
+            continue  # a comment (keep-alive)
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+    if data:
+        yield event or "message", "\n".join(data)

@@ -1,17 +1,20 @@
 """OpenAI chat completions, and every server that speaks the same API (Ollama, vLLM, OpenRouter…).
 
 Streaming with `stream_options.include_usage`, so token usage arrives as the stream's last
-chunk. The SDK's own retries are off (`max_retries=0`): the router owns retries and failover.
+chunk. The SDK sends and checks the request; the SSE chunks are read here
+(`cloud.sse_events`), including an `{"error": …}` chunk some servers send mid-stream. The SDK's
+own retries are off (`max_retries=0`): the router owns retries and failover.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import openai
 
-from assistant.providers.base import ReplyRequest, StreamEvent, TextChunk, UsageReport
-from assistant.providers.cloud import CloudProvider
+from assistant.providers.base import ProviderRetryable, ReplyRequest, StreamEvent, TextChunk, UsageReport
+from assistant.providers.cloud import CloudProvider, sse_events
 from assistant.providers.prompt import conversation, system_text
 
 
@@ -39,25 +42,34 @@ class OpenAIProvider(CloudProvider):
             limit["temperature"] = self.temperature  # type: ignore[assignment]
         usage: UsageReport | None = None
         with self.vendor_errors():
-            stream = await self.client.chat.completions.create(
+            # The SDK builds, sends and checks the request (a 4xx/5xx raises its typed error);
+            # the body's SSE lines are parsed here with json.loads (see cloud.sse_events).
+            async with self.client.chat.completions.with_streaming_response.create(
                 model=self.model,
                 messages=messages,  # type: ignore[arg-type]
                 stream=True,
                 stream_options={"include_usage": True},
                 **limit,  # type: ignore[arg-type]
-            )
-            async with stream:
-                async for chunk in stream:
-                    if chunk.choices:
-                        text = chunk.choices[0].delta.content
+            ) as response:
+                async for _, data in sse_events(response.iter_lines()):
+                    if data == "[DONE]":
+                        break
+                    chunk = json.loads(data)
+                    if chunk.get("error"):
+                        error = chunk["error"]
+                        raise ProviderRetryable(f"error event: {error.get('message') or error}", self.name)
+                    choices = chunk.get("choices")
+                    if choices:
+                        text = (choices[0].get("delta") or {}).get("content")
                         if text:
                             yield TextChunk(text)
-                    if chunk.usage is not None:
-                        details = chunk.usage.prompt_tokens_details
+                    reported = chunk.get("usage")
+                    if reported:
+                        details = reported.get("prompt_tokens_details") or {}
                         usage = UsageReport(
-                            input_tokens=chunk.usage.prompt_tokens,
-                            output_tokens=chunk.usage.completion_tokens,
-                            cached_tokens=details.cached_tokens if details is not None else None,
+                            input_tokens=reported.get("prompt_tokens"),
+                            output_tokens=reported.get("completion_tokens"),
+                            cached_tokens=details.get("cached_tokens"),
                         )
         if usage is not None:
             yield usage
