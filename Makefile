@@ -61,7 +61,7 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## bench: websocket throughput vs a bare echo consumer, on SQLite and Postgres + Redis
+## bench: chat throughput vs a bare echo consumer (SQLite, Postgres + Redis), then provider streaming overhead
 bench: install-dev
 	$(BIN)/python bench/chat_throughput.py
 	$(BIN)/python bench/provider_overhead.py
