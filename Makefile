@@ -28,6 +28,14 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 install: $(VENV)/.installed-run
 install-dev: $(VENV)/.installed-dev
 
+# The browser tests drive Debian's chromium through Playwright (no browser download by Playwright).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	@echo "== installing Debian's chromium for the browser tests =="
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+
 ## run: virtualenv, install, migrate, serve on the embedded defaults (SQLite, in-memory layer, offline assistant)
 run: install
 	$(BIN)/python manage.py migrate --noinput
@@ -41,7 +49,7 @@ dev: install
 ## test: the whole suite on the embedded defaults, then the backend tests on Postgres + Redis
 test: test-embedded test-services
 
-test-embedded: install-dev
+test-embedded: install-dev $(CHROMIUM)
 	$(TEST_ENV) $(BIN)/python -m pytest
 
 test-services: install-dev

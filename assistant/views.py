@@ -1,10 +1,19 @@
-"""HTTP views: the demo page."""
+"""HTTP views: the demo landing page."""
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.templatetags.static import static
+from django.utils.html import format_html
+
+
+def embed_snippet(request: HttpRequest) -> str:
+    """The exact tag a customer pastes, pointing at this server."""
+    server = request.build_absolute_uri("/").rstrip("/")
+    return format_html(
+        '<script src="{}{}" data-parley-server="{}" async></script>', server, static("assistant/widget.js"), server
+    )
 
 
 def demo(request: HttpRequest) -> HttpResponse:
-    """The demo page: a minimal chat client on the `/ws/chat/` protocol."""
-    return render(request, "assistant/demo.html", {"max_chars": settings.CHAT_MAX_MESSAGE_CHARS})
+    """A small company's landing page that embeds the widget with the snippet it shows."""
+    return render(request, "assistant/demo.html", {"snippet": embed_snippet(request)})

@@ -8,15 +8,21 @@ import pytest
 from django.test import AsyncClient, Client
 
 
-def test_demo_page_renders_and_loads_demo_client_script(client: Client) -> None:
+def test_demo_page_embeds_the_widget_with_the_snippet_it_shows(client: Client) -> None:
     response = client.get("/")
     assert response.status_code == 200
     assert [template.name for template in response.templates] == ["assistant/demo.html"]
-    assert '<script src="/static/assistant/demo-client.js" defer></script>' in response.content.decode()
+    snippet = (
+        '<script src="http://testserver/static/assistant/widget.js" '
+        'data-parley-server="http://testserver" async></script>'
+    )
+    page = response.content.decode()
+    assert page.count(snippet) == 1  # the real tag, once
+    assert snippet.replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;") in page  # and shown as text
 
 
-def test_demo_client_script_is_served_by_whitenoise(client: Client) -> None:
-    response = client.get("/static/assistant/demo-client.js")
+def test_widget_script_is_served_by_whitenoise(client: Client) -> None:
+    response = client.get("/static/assistant/widget.js")
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/javascript")
     assert len(b"".join(response.streaming_content)) > 0
