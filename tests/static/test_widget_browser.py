@@ -552,3 +552,28 @@ def contrast(first: str, second: str) -> float:
 
     light, dark = sorted((luminance(first), luminance(second)), reverse=True)
     return (light + 0.05) / (dark + 0.05)
+
+
+def test_data_attributes_open_on_load_on_the_left_and_reduced_motion(
+    browser: Any, host_pages: tuple[str, str, Path], django_db_blocker: Any
+) -> None:
+    allowed, _, directory = host_pages
+    with django_db_blocker.unblock(), daphne({"WIDGET_ALLOWED_ORIGINS": allowed}) as ws:
+        base = ws.replace("ws://", "http://")
+        (directory / "options.html").write_text(
+            f'<!doctype html><html><body><script src="{base}/static/assistant/widget.js" '
+            f'data-parley-server="{base}" data-open-on-load="true" data-position="left" '
+            'data-title="Help desk" data-greeting="Welcome to Acme!" async></script></body></html>',
+            encoding="utf-8",
+        )
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, reduced_motion="reduce")
+        page = context.new_page()
+        page.goto(f"{allowed}/options.html")
+        panel = page.locator(tid("parley-panel"))
+        panel.wait_for(state="visible")  # opened without a click
+        assert page.locator(tid("parley-title")).inner_text() == "Help desk"
+        page.locator(tid("parley-greeting")).filter(has_text="Welcome to Acme!").wait_for()
+        box = panel.bounding_box()
+        assert box is not None and box["x"] < 640  # the left corner
+        assert panel.evaluate("el => getComputedStyle(el).animationName") == "none"
+        context.close()
