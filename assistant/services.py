@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import transaction
@@ -22,6 +23,9 @@ from assistant import protocol, sql
 from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, ProviderCall, SessionRating
 from assistant.protocol import ClientError, HistoryMessage
 from assistant.selectors import prompt_history, session_history
+
+if TYPE_CHECKING:
+    from assistant.providers.router import Attempt
 
 TITLE_CHARS = 60
 PROMPT_HISTORY_TURNS = 20
@@ -266,6 +270,32 @@ class ProviderCallRecord:
     status_code: int | None = None
     fallback_from: str = ""
     feature: str = ProviderCall.Feature.CHAT_REPLY
+
+
+def call_record(
+    attempt: Attempt, *, message_id: int | None, feature: str = ProviderCall.Feature.CHAT_REPLY
+) -> ProviderCallRecord:
+    """What the router kept of one attempt, as the row analytics will read."""
+    usage, error = attempt.usage, attempt.error
+    return ProviderCallRecord(
+        message_id=message_id,
+        provider=attempt.provider,
+        model=attempt.model,
+        attempt=attempt.attempt,
+        started_at=attempt.started_at,
+        latency_ms=attempt.latency_ms,
+        ttft_ms=attempt.ttft_ms,
+        input_tokens=usage.input_tokens if usage else None,
+        output_tokens=usage.output_tokens if usage else None,
+        cached_tokens=usage.cached_tokens if usage else None,
+        tokens_estimated=bool(usage and usage.estimated),
+        outcome=attempt.outcome,
+        error_kind=error.kind if error else "",
+        error_detail=error.detail if error else "",
+        status_code=error.status_code if error else None,
+        fallback_from=attempt.fallback_from,
+        feature=feature,
+    )
 
 
 def reply_finish(

@@ -563,35 +563,12 @@ class ReplyJob:
         """The router's attempts (of one segment, or all not yet stored) as ProviderCall records."""
         if router is None:
             return []
-        records = []
-        for attempt in router.attempts:
-            if (segment is not None and attempt.segment != segment) or (
-                segment is None and attempt.segment < len(self.segment_pks) - 1
-            ):
-                continue
-            usage = attempt.usage or UsageReport()
-            error = attempt.error
-            records.append(
-                services.ProviderCallRecord(
-                    message_id=self.segment_pks[min(attempt.segment, len(self.segment_pks) - 1)],
-                    provider=attempt.provider,
-                    model=attempt.model,
-                    attempt=attempt.attempt,
-                    started_at=attempt.started_at,
-                    latency_ms=attempt.latency_ms,
-                    ttft_ms=attempt.ttft_ms,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cached_tokens=usage.cached_tokens,
-                    tokens_estimated=usage.estimated,
-                    outcome=attempt.outcome,
-                    error_kind=error.kind if error is not None else "",
-                    error_detail=error.detail if error is not None else "",
-                    status_code=error.status_code if error is not None else None,
-                    fallback_from=attempt.fallback_from,
-                )
-            )
-        return records
+        last = len(self.segment_pks) - 1
+        return [
+            services.call_record(attempt, message_id=self.segment_pks[min(attempt.segment, last)])
+            for attempt in router.attempts
+            if (attempt.segment == segment if segment is not None else attempt.segment >= last)
+        ]
 
     async def _finish(self, result: _Result, hits: tuple[SearchHit, ...], router: Router | None) -> None:
         outcome = self._outcome(result, hits)

@@ -67,24 +67,7 @@ async def _improve(*, session_pk: int, message_pk: int, first_message: str, curr
         parts = []
     title = clean_title("".join(parts))
     calls = [
-        services.ProviderCallRecord(
-            message_id=message_pk,
-            provider=attempt.provider,
-            model=attempt.model,
-            attempt=attempt.attempt,
-            started_at=attempt.started_at,
-            latency_ms=attempt.latency_ms,
-            ttft_ms=attempt.ttft_ms,
-            input_tokens=attempt.usage.input_tokens if attempt.usage else None,
-            output_tokens=attempt.usage.output_tokens if attempt.usage else None,
-            cached_tokens=attempt.usage.cached_tokens if attempt.usage else None,
-            tokens_estimated=bool(attempt.usage and attempt.usage.estimated),
-            outcome=attempt.outcome,
-            error_kind=attempt.error.kind if attempt.error else "",
-            error_detail=attempt.error.detail if attempt.error else "",
-            status_code=attempt.error.status_code if attempt.error else None,
-            feature=ProviderCall.Feature.TITLE,
-        )
+        services.call_record(attempt, message_id=message_pk, feature=ProviderCall.Feature.TITLE)
         for attempt in router.attempts
     ]
     try:

@@ -60,7 +60,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -80,6 +80,7 @@ from bench.chat_throughput import (  # noqa: E402
     DaphneServer,
     PostgresBackend,
     SqliteBackend,
+    _timed,
     base_env,
     log_errors,
     migrate,
@@ -953,13 +954,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not 1 <= args.sessions <= 1000 or not 2 <= args.tokens <= 10_000 or not 0 < args.interval_ms <= 1000:
         parser.error("expected 1 ≤ sessions ≤ 1000, 2 ≤ tokens ≤ 10000, 0 < interval-ms ≤ 1000")
     return args
-
-
-@contextlib.contextmanager
-def _timed(label: str) -> Iterator[None]:
-    started = time.monotonic()
-    yield
-    print(f"{label} took {time.monotonic() - started:.0f} s", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
