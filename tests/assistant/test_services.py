@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from django.db import connection
@@ -28,6 +28,24 @@ def new_session() -> ChatSession:
     return services.session_open(
         session_id=None, token=None, last_seq=0, identity=None, page=services.PageContext()
     ).session
+
+
+def outcome(text: str, status: str = "complete", **fields: Any) -> services.ReplyOutcome:
+    """A reply outcome with plain defaults; `fields` override any of them."""
+    values: dict[str, Any] = {
+        "text": text,
+        "status": status,
+        "provider": "local",
+        "model": "bm25",
+        "ttft_ms": 1,
+        "duration_ms": 2,
+        "input_tokens": None,
+        "output_tokens": None,
+        "cached": False,
+        "error_code": "",
+        "knowledge_sections": [],
+    }
+    return services.ReplyOutcome(**(values | fields))
 
 
 def race(count: int, work: Callable[[int], T]) -> list[T | Exception]:
@@ -109,19 +127,7 @@ def test_the_first_message_titles_the_session_and_a_message_reopens_it() -> None
     turn = services.turn_begin(session=session, text=long_text, client_id="a")
     services.reply_finish(
         message_id=turn.assistant_message.pk,  # type: ignore[union-attr]
-        outcome=services.ReplyOutcome(
-            text="Yes.",
-            status="complete",
-            provider="local",
-            model="bm25",
-            ttft_ms=1,
-            duration_ms=2,
-            input_tokens=None,
-            output_tokens=None,
-            cached=False,
-            error_code="",
-            knowledge_sections=[],
-        ),
+        outcome=outcome("Yes."),
     )
     services.session_end(session=session)
     assert ChatSession.objects.get(pk=session.pk).status == "closed"
@@ -140,23 +146,18 @@ def test_reply_finish_stores_the_outcome_once() -> None:
     assert turn.assistant_message is not None
     sources = [{"id": "embedding-the-widget#install", "title": "Install", "score": 3.25}]
 
-    def outcome(text: str, status: str) -> services.ReplyOutcome:
-        return services.ReplyOutcome(
-            text=text,
-            status=status,
-            provider="local",
-            model="bm25",
-            ttft_ms=12,
-            duration_ms=40,
-            input_tokens=7,
-            output_tokens=30,
-            cached=True,
-            error_code="",
-            knowledge_sections=sources,
-        )
-
-    services.reply_finish(message_id=turn.assistant_message.pk, outcome=outcome("Add one script tag.", "complete"))
-    services.reply_finish(message_id=turn.assistant_message.pk, outcome=outcome("late writer", "interrupted"))
+    measured = {
+        "ttft_ms": 12,
+        "duration_ms": 40,
+        "input_tokens": 7,
+        "output_tokens": 30,
+        "cached": True,
+        "knowledge_sections": sources,
+    }
+    services.reply_finish(message_id=turn.assistant_message.pk, outcome=outcome("Add one script tag.", **measured))
+    services.reply_finish(
+        message_id=turn.assistant_message.pk, outcome=outcome("late writer", "interrupted", **measured)
+    )
     stored = ChatMessage.objects.get(pk=turn.assistant_message.pk)
     assert (stored.text, stored.status, stored.knowledge_sections) == ("Add one script tag.", "complete", sources)
     assert (stored.ttft_ms, stored.duration_ms, stored.input_tokens, stored.output_tokens, stored.cached) == (
@@ -175,29 +176,14 @@ def test_a_reply_replaced_after_a_provider_failure_is_left_out_of_the_prompt() -
     turn = services.turn_begin(session=session, text="How do I embed the widget?", client_id="a")
     assert turn.assistant_message is not None
 
-    def outcome(text: str, status: str, error: str) -> services.ReplyOutcome:
-        return services.ReplyOutcome(
-            text=text,
-            status=status,
-            provider="openai",
-            model="m",
-            ttft_ms=1,
-            duration_ms=2,
-            input_tokens=None,
-            output_tokens=None,
-            cached=False,
-            error_code=error,
-            knowledge_sections=[],
-        )
-
     replacement = services.reply_failover(
         message_id=turn.assistant_message.pk,
-        outcome=outcome("Add one scr", "interrupted", "provider_interrupted"),
+        outcome=outcome("Add one scr", "interrupted", provider="openai", error_code="provider_interrupted"),
         session_pk=session.pk,
         reply_to_id=turn.user_message.pk,
     )
     assert (replacement.seq, replacement.retry_of_id, replacement.status) == (3, turn.assistant_message.pk, "streaming")
-    services.reply_finish(message_id=replacement.pk, outcome=outcome("Add one script tag.", "complete", ""))
+    services.reply_finish(message_id=replacement.pk, outcome=outcome("Add one script tag.", provider="openai"))
     later = services.turn_begin(session=ChatSession.objects.get(pk=session.pk), text="Thanks!", client_id="b")
     assert later.user_message.seq == 4
     assert later.history == [("user", "How do I embed the widget?"), ("assistant", "Add one script tag.")]
