@@ -931,6 +931,23 @@ def print_report(results: dict[str, BackendResult | str], clients: int) -> None:
         )
 
 
+def add_server_env_option(parser: argparse.ArgumentParser) -> None:
+    """`--server-env KEY=VALUE`, shared by the benchmarks: settings experiments without edits."""
+    parser.add_argument(
+        "--server-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for migrate and the servers, for experiments (repeatable)",
+    )
+
+
+def check_server_env(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse a `--server-env` value that is not KEY=VALUE."""
+    if any("=" not in item for item in args.server_env):
+        parser.error("--server-env takes KEY=VALUE")
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Command-line options."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -939,16 +956,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=2.0, help="warm-up before each window (default 2)")
     parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     parser.add_argument("--json", type=Path, help="also write the raw results to this file")
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra environment for migrate and the servers, for experiments (repeatable)",
-    )
+    add_server_env_option(parser)
     args = parser.parse_args(argv)
-    if any("=" not in item for item in args.server_env):
-        parser.error("--server-env takes KEY=VALUE")
+    check_server_env(parser, args)
     if not 1 <= args.clients <= 1000 or not 0 < args.seconds <= 600 or not 0 <= args.warmup <= 60:
         parser.error("expected 1 ≤ clients ≤ 1000, 0 < seconds ≤ 600, 0 ≤ warmup ≤ 60")
     return args

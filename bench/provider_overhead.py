@@ -81,7 +81,9 @@ from bench.chat_throughput import (  # noqa: E402
     PostgresBackend,
     SqliteBackend,
     _timed,
+    add_server_env_option,
     base_env,
+    check_server_env,
     log_errors,
     migrate,
     open_connection,
@@ -941,16 +943,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--interval-ms", type=float, default=20.0, help="fake's pause between tokens (default 20)")
     parser.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--json", type=Path, help="also write the results to this file")
-    parser.add_argument(
-        "--server-env",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="extra environment for migrate and the servers, for experiments (repeatable)",
-    )
+    add_server_env_option(parser)
     args = parser.parse_args(argv)
-    if any("=" not in item for item in args.server_env):
-        parser.error("--server-env takes KEY=VALUE")
+    check_server_env(parser, args)
     if not 1 <= args.sessions <= 1000 or not 2 <= args.tokens <= 10_000 or not 0 < args.interval_ms <= 1000:
         parser.error("expected 1 ≤ sessions ≤ 1000, 2 ≤ tokens ≤ 10000, 0 < interval-ms ≤ 1000")
     return args
