@@ -23,6 +23,7 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
 
+from analytics.tracker import AnalyticsTracker
 from assistant import protocol, services, titles
 from assistant.access import client_ip, header, origin_allowed, verify_identity
 from assistant.groups import reply_control_group, session_group
@@ -50,6 +51,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     group: str | None = None
     ip: str = "unknown"
     counted = False
+    tracker: AnalyticsTracker | None = None
 
     # --- plumbing --------------------------------------------------------------------------
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -114,7 +116,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        """Leave the group; a reply in progress carries on and is stored."""
+        """Leave the group; a reply in progress carries on and is stored, then analytics written."""
+        if self.tracker is not None and self.session is not None:
+            job = registry.get(self.session.pk)
+            self.tracker.close(after=job.task if job is not None else None)
         if self.counted:
             connections.release(self.ip)
             self.counted = False
@@ -195,6 +200,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise
         self.session = opened.session
         self.group = session_group(opened.session.public_id)
+        self.tracker = await AnalyticsTracker.open(
+            session_pk=opened.session.pk,
+            started_at=opened.session.created_at,
+            user_type=opened.session.user_type,
+            created=opened.token is not None,
+        )
         if group is None:
             await self.channel_layer.group_add(self.group, self.channel_name)
             hub.join(self.group, self.inbox)
@@ -256,6 +267,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.message_bucket.refund()
         if turn.duplicate or turn.assistant_message is None:
             return
+        if self.tracker is not None:
+            self.tracker.user_message(seq=user.seq, text=text)
         announce = {"type": "message", **history_message(user), "_others": True}
         self.streams[turn.assistant_message.seq] = 0
         registry.start(
@@ -307,6 +320,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         ack = {"type": "feedback.ack", "message_id": frame["message_id"], "rating": feedback.rating}
         await self.send_frame(ack)
+        if self.tracker is not None:
+            self.tracker.feedback(message_id=frame["message_id"], rating=feedback.rating)
         await publish(self.group, [dict(ack, _others=True)], origin=self.channel_name)
 
     async def handle_rating(self, frame: dict[str, Any]) -> None:
@@ -316,11 +331,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
             session=self.session, score=frame["score"], resolved=frame.get("resolved"), comment=frame.get("comment", "")
         )
         await self.send_frame({"type": "rating.ack"})
+        if self.tracker is not None:
+            self.tracker.rating(score=frame["score"], resolved=frame.get("resolved"))
 
     async def handle_event(self, frame: dict[str, Any]) -> None:
         """Record a visitor action (no reply frame: events are fire-and-forget for the widget)."""
         assert self.session is not None
         await _event_record(session=self.session, name=frame["name"], data=frame.get("data") or {})
+        if self.tracker is not None:
+            self.tracker.event(name=frame["name"])
 
     async def handle_end(self, frame: dict[str, Any]) -> None:
         """Close the session; every tab gets `ended`."""
@@ -342,6 +361,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if frame.get("_others") and from_self:
                 continue
             kind = frame["type"]
+            if self.tracker is not None:
+                self._track(frame)
             if kind == "reply.start":
                 self.streams.setdefault(frame["seq"], 0)
             elif kind == "reply.delta":
@@ -369,6 +390,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._send_delta(seq, 0, event["text"])
         for frame in buffered:
             await self._send_delta(seq, frame["_offset"], frame["text"])
+
+    def _track(self, frame: Frame) -> None:
+        """Tell the tracker about session-wide frames (every tab's tracker sees each once)."""
+        assert self.tracker is not None
+        kind = frame["type"]
+        if kind == "reply.end":
+            self.tracker.reply_end(frame)
+        elif kind == "message" and frame.get("role") == ChatMessage.Role.USER:
+            self.tracker.user_message(seq=frame["seq"], text=frame["text"])
+        elif kind == "feedback.ack":
+            self.tracker.feedback(message_id=frame["message_id"], rating=frame["rating"])
+        elif kind == "ended":
+            self.tracker.ended()
 
     async def _request_snapshot(self, seq: int, buffered: list[Frame]) -> None:
         """Hold this reply's deltas until its generating process sends the text so far."""

@@ -120,6 +120,8 @@ class ChatMessage(models.Model):
             models.Index(fields=["created_at"], name="chatmessage_created_idx"),
             models.Index(fields=["role", "created_at"], name="chatmessage_role_created_idx"),
             models.Index(fields=["session", "status"], name="chatmessage_session_status_idx"),
+            # The orphaned-reply sweep (analytics recovery) reads only the few streaming rows.
+            models.Index(fields=["updated_at"], condition=Q(status="streaming"), name="chatmessage_streaming_idx"),
         ]
 
     def __str__(self) -> str:

@@ -160,6 +160,17 @@ def _interrupt_stale_replies(session: ChatSession, now: datetime, among: list[in
     return rows.update(status=ChatMessage.Status.INTERRUPTED, finished_at=now, updated_at=now)
 
 
+def replies_interrupt_orphaned(*, now: datetime) -> int:
+    """Mark every reply whose writer stopped checkpointing (its process died) as interrupted.
+
+    The lazy per-session check in `turn_begin` covers sessions that come back; this sweep
+    (run by analytics recovery) covers the ones that never do, so they stop showing as live.
+    """
+    return ChatMessage.objects.filter(status=ChatMessage.Status.STREAMING, updated_at__lt=now - stale_before()).update(
+        status=ChatMessage.Status.INTERRUPTED, finished_at=now, updated_at=now
+    )
+
+
 def turn_begin(*, session: ChatSession, text: str, client_id: str) -> TurnStarted:
     """Store the visitor message and the assistant placeholder, or return the earlier ack.
 

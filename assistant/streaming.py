@@ -30,6 +30,7 @@ from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
+from analytics import tracker
 from assistant import protocol, response_cache, services, titles
 from assistant.knowledge import SearchHit, get_knowledge_base
 from assistant.models import ChatMessage
@@ -156,6 +157,7 @@ class ReplyRegistry:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
         await titles.drain()
+        await tracker.drain()
         await control.close()
 
 
@@ -511,7 +513,7 @@ class ReplyJob:
                 message_id=old.pk, outcome=outcome, session_pk=self.session_pk, reply_to_id=self.user_pk, calls=calls
             )
         )
-        await self._announce_end(outcome)
+        await self._announce_end(outcome, calls)
         self.segment = _Segment(
             pk=replacement.pk,
             message_id=str(replacement.public_id),
@@ -572,17 +574,18 @@ class ReplyJob:
 
     async def _finish(self, result: _Result, hits: tuple[SearchHit, ...], router: Router | None) -> None:
         outcome = self._outcome(result, hits)
+        calls = self._calls(router)
         try:
             await asyncio.shield(
                 database_sync_to_async(services.reply_finish)(
-                    message_id=self.message_pk, outcome=outcome, calls=self._calls(router), session_pk=self.session_pk
+                    message_id=self.message_pk, outcome=outcome, calls=calls, session_pk=self.session_pk
                 )
             )
         except Exception:
             logger.exception("Could not store reply %s of session %s", self.seq, self.session_pk)
-        await self._announce_end(outcome)
+        await self._announce_end(outcome, calls)
 
-    async def _announce_end(self, outcome: services.ReplyOutcome) -> None:
+    async def _announce_end(self, outcome: services.ReplyOutcome, calls: list[services.ProviderCallRecord]) -> None:
         end_frame: Frame = {
             "type": "reply.end",
             "seq": self.seq,
@@ -598,6 +601,10 @@ class ReplyJob:
         }
         if outcome.error_code:
             end_frame["error"] = outcome.error_code
+        # For the analytics tracker (underscore fields never reach clients): the same counts
+        # analytics rebuilds from this reply's ProviderCall rows.
+        end_frame["_failovers"] = sum(1 for call in calls if call.fallback_from)
+        end_frame["_errors"] = sum(1 for call in calls if call.outcome in {"error", "interrupted"})
         if not self.remote:
             # A remote tab that read this reply as streaming before `reply_finish` committed is
             # in the group by now; its snapshot request may come too late to reach us.

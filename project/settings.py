@@ -9,6 +9,7 @@ and the offline local assistant.
 from __future__ import annotations
 
 import warnings
+import zoneinfo
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -153,7 +154,12 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# Day boundaries of analytics rollups and reports, and the hours of the peak-hours chart.
+TIME_ZONE = env.string("TIME_ZONE", "UTC")
+try:
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ImproperlyConfigured(f"TIME_ZONE {TIME_ZONE!r} is not a known time zone (e.g. Europe/Paris)") from None
 USE_I18N = True
 USE_TZ = True
 FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 default, opted into now
@@ -273,6 +279,28 @@ WIDGET_IDENTITY_SECRET = env.optional_string("WIDGET_IDENTITY_SECRET")
 WIDGET_IDENTITY_REQUIRED = env.boolean("WIDGET_IDENTITY_REQUIRED", False)
 if WIDGET_IDENTITY_REQUIRED and not WIDGET_IDENTITY_SECRET:
     raise ImproperlyConfigured("WIDGET_IDENTITY_REQUIRED needs WIDGET_IDENTITY_SECRET")
+
+# --- Analytics ------------------------------------------------------------------------------
+ANALYTICS_TRACKER = env.boolean("ANALYTICS_TRACKER", True)
+ANALYTICS_CHECKPOINT_SECONDS = env.decimal("ANALYTICS_CHECKPOINT_SECONDS", 5.0, minimum=0.1)
+ANALYTICS_CHECKPOINT_MESSAGES = env.integer("ANALYTICS_CHECKPOINT_MESSAGES", 10, minimum=1)
+ANALYTICS_RECOVERY_INTERVAL_S = env.integer("ANALYTICS_RECOVERY_INTERVAL_S", 60, minimum=0)
+ANALYTICS_RECOVERY_GRACE_S = env.integer("ANALYTICS_RECOVERY_GRACE_S", 30, minimum=0)
+RESOLUTION_IDLE_MINUTES = env.integer("RESOLUTION_IDLE_MINUTES", 30, minimum=1)
+LIVE_SESSION_WINDOW_S = env.integer("LIVE_SESSION_WINDOW_S", 300, minimum=10)
+ANALYTICS_TOPICS_FILE = env.path("ANALYTICS_TOPICS_FILE", BASE_DIR / "analytics" / "data" / "topics.toml")
+ANALYTICS_PRICES_FILE = (
+    env.path("ANALYTICS_PRICES_FILE", BASE_DIR) if env.optional_string("ANALYTICS_PRICES_FILE") else None
+)
+
+# --- Email (weekly reports) -----------------------------------------------------------------
+EMAIL_BACKEND = env.string("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env.string("EMAIL_HOST", "localhost")
+EMAIL_PORT = env.integer("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env.string("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env.string("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env.boolean("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", "Parley <parley@localhost>")
 
 # --- Server ---------------------------------------------------------------------------------
 # daphne refuses bigger websocket frames from their header, before buffering them (close 1009).

@@ -57,6 +57,8 @@ def _fast_defaults(settings) -> None:
     settings.AI_PROVIDERS = ["local"]
     settings.OPENAI_API_KEY = settings.ANTHROPIC_API_KEY = settings.GEMINI_API_KEY = None
     settings.OPENAI_BASE_URL = settings.ANTHROPIC_BASE_URL = settings.GEMINI_BASE_URL = None
+    # The periodic analytics sweep is driven explicitly by the tests that need it.
+    settings.ANALYTICS_RECOVERY_INTERVAL_S = 0
     cache.clear()  # also the response cache and, on Redis, the shared breaker state
     breaker.reset()
     channel_layers.backends.clear()

@@ -1,0 +1,70 @@
+"""The server's periodic analytics sweep: recover sessions whose tracker died, refresh rollups.
+
+Each server process runs one sweep loop (started by the first chat connection) every
+`ANALYTICS_RECOVERY_INTERVAL_S` seconds (0 turns it off), and `manage.py serve` runs one pass
+at startup. Passes are idempotent, so several processes sweeping at once only repeat work.
+`python manage.py recover_chat_analytics` runs the same pass by hand or from cron.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from analytics import services
+
+logger = logging.getLogger(__name__)
+
+_loops: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    """What one sweep did."""
+
+    orphaned_replies: int
+    sessions: int
+    days: int
+
+
+def sweep_once(*, grace_s: int | None = None) -> SweepResult:
+    """One pass: interrupt orphaned replies, rebuild stale sessions, refresh changed days."""
+    grace = settings.ANALYTICS_RECOVERY_GRACE_S if grace_s is None else grace_s
+    recovered = services.analytics_recover(
+        grace=timedelta(seconds=grace), idle=timedelta(minutes=settings.RESOLUTION_IDLE_MINUTES)
+    )
+    days = services.rollups_refresh()
+    return SweepResult(orphaned_replies=recovered.orphaned_replies, sessions=recovered.sessions, days=len(days))
+
+
+def ensure_running() -> None:
+    """Start this event loop's sweep loop, once (a no-op when the interval is 0)."""
+    if settings.ANALYTICS_RECOVERY_INTERVAL_S <= 0:
+        return
+    loop = asyncio.get_running_loop()
+    task = _loops.get(loop)
+    if task is None or task.done():
+        _loops[loop] = loop.create_task(_sweep_forever(), name="analytics-sweep")
+
+
+async def stop() -> None:
+    """Stop this event loop's sweep loop (tests and shutdown)."""
+    task = _loops.pop(asyncio.get_running_loop(), None)
+    if task is not None:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+async def _sweep_forever() -> None:
+    sweep = database_sync_to_async(sweep_once)
+    while True:
+        await asyncio.sleep(settings.ANALYTICS_RECOVERY_INTERVAL_S)
+        try:
+            await sweep()
+        except Exception:
+            logger.exception("Analytics sweep failed; retrying in %s s", settings.ANALYTICS_RECOVERY_INTERVAL_S)

@@ -1,0 +1,500 @@
+"""Analytics writes: per-session rows (from the tracker or rebuilt from the chat tables), recovery
+of sessions whose tracker died, and the daily rollups.
+
+Everything here is idempotent: rebuilding a session or a day twice gives the same rows, so the
+server's periodic sweep, `recover_chat_analytics` and `rollup_analytics` may overlap safely.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, Sum
+from django.db.models.functions import TruncDate
+from django.utils import timezone
+
+from analytics import metrics, pricing
+from analytics.models import ChatAnalytics, DailyProviderRollup, DailySessionRollup, RollupState
+from analytics.session_stats import SessionStats
+from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, ProviderCall, SessionRating
+from assistant.services import replies_interrupt_orphaned
+
+logger = logging.getLogger(__name__)
+
+#: Rows written after a refresh started but committed later are caught by re-reading this much.
+ROLLUP_OVERLAP = timedelta(minutes=5)
+ROLLUP_CALL_ID_OVERLAP = 10_000
+_ROW_FIELDS = [f.name for f in ChatAnalytics._meta.concrete_fields if f.name not in {"id", "session", "created_at"}]
+
+Progress = Callable[[int], None]
+
+
+# --- One session ----------------------------------------------------------------------------
+def session_stats_load(*, session_pk: int) -> SessionStats | None:
+    """Replay a session's stored rows into a `SessionStats`; None if the session is gone.
+
+    Six indexed reads of one session's rows. Used at recovery and when a tab resumes a session,
+    so the tracker continues from what is stored rather than from zero.
+    """
+    session = (
+        ChatSession.objects.filter(pk=session_pk).values("pk", "created_at", "user_type", "status", "closed_at").first()
+    )
+    if session is None:
+        return None
+    return _replay(session, *_session_rows([session_pk]).get(session_pk, ([], [], [], None, [])))
+
+
+def _session_rows(
+    session_pks: list[int],
+) -> dict[int, tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], Any, list[dict[str, Any]]]]:
+    """Messages, calls, feedback, rating and events of several sessions, in 5 queries."""
+    out: dict[int, Any] = {pk: ([], [], [], None, []) for pk in session_pks}
+    for message in (
+        ChatMessage.objects.filter(session_id__in=session_pks)
+        .order_by("session_id", "seq")
+        .values(
+            "session_id",
+            "pk",
+            "seq",
+            "role",
+            "text",
+            "status",
+            "provider",
+            "ttft_ms",
+            "duration_ms",
+            "cached",
+            "knowledge_sections",
+            "created_at",
+            "finished_at",
+        )
+    ):
+        out[message["session_id"]][0].append(message)
+    for call in ProviderCall.objects.filter(session_id__in=session_pks, feature=ProviderCall.Feature.CHAT_REPLY).values(
+        "session_id", "message_id", "outcome", "fallback_from"
+    ):
+        out[call["session_id"]][1].append(call)
+    for item in Feedback.objects.filter(session_id__in=session_pks).values(
+        "session_id", "message__public_id", "rating", "updated_at"
+    ):
+        out[item["session_id"]][2].append(item)
+    for rating in SessionRating.objects.filter(session_id__in=session_pks).values(
+        "session_id", "score", "resolved", "updated_at"
+    ):
+        pk = rating["session_id"]
+        out[pk] = (out[pk][0], out[pk][1], out[pk][2], rating, out[pk][4])
+    for event in (
+        ChatEvent.objects.filter(session_id__in=session_pks).order_by("pk").values("session_id", "name", "created_at")
+    ):
+        out[event["session_id"]][4].append(event)
+    return out
+
+
+def _replay(
+    session: dict[str, Any],
+    messages: list[dict[str, Any]],
+    calls: list[dict[str, Any]],
+    feedback: list[dict[str, Any]],
+    rating: dict[str, Any] | None,
+    events: list[dict[str, Any]],
+) -> SessionStats:
+    stats = SessionStats(session_pk=session["pk"], started_at=session["created_at"], user_type=session["user_type"])
+    failovers: dict[int, int] = defaultdict(int)
+    errors: dict[int, int] = defaultdict(int)
+    for call in calls:
+        if call["message_id"] is None:
+            continue
+        failovers[call["message_id"]] += 1 if call["fallback_from"] else 0
+        errors[call["message_id"]] += 1 if call["outcome"] in {"error", "interrupted"} else 0
+    for message in messages:
+        role = message["role"]
+        if role == ChatMessage.Role.USER:
+            stats.observe_user_message(seq=message["seq"], text=message["text"], at=message["created_at"])
+        elif role == ChatMessage.Role.AGENT:
+            stats.observe_agent_message(seq=message["seq"], at=message["created_at"])
+        elif role == ChatMessage.Role.ASSISTANT:
+            if message["status"] == ChatMessage.Status.STREAMING:
+                stats.last_seq = max(stats.last_seq, message["seq"])  # counted when it ends
+                continue
+            stats.observe_reply(
+                seq=message["seq"],
+                status=message["status"],
+                provider=message["provider"],
+                ttft_ms=message["ttft_ms"],
+                duration_ms=message["duration_ms"],
+                cached=message["cached"],
+                sources=message["knowledge_sections"],
+                failovers=failovers[message["pk"]],
+                errors=errors[message["pk"]],
+                at=message["finished_at"] or message["created_at"],
+            )
+    for item in feedback:
+        stats.observe_feedback(message_id=str(item["message__public_id"]), rating=item["rating"], at=item["updated_at"])
+    if rating is not None:
+        stats.observe_rating(score=rating["score"], resolved=rating["resolved"], at=rating["updated_at"])
+    for event in events:
+        stats.observe_event(name=event["name"], at=event["created_at"])
+    if session["status"] == ChatSession.Status.CLOSED:
+        stats.observe_end(at=session["closed_at"])
+    return stats
+
+
+def session_analytics_save(*, stats: SessionStats, now: datetime | None = None) -> None:
+    """Write a session's `ChatAnalytics` row from its stats: one upsert statement."""
+    now = now or timezone.now()
+    _write_rows([(stats.session_pk, stats.row(now))], now=now)
+
+
+def session_analytics_write(*, session_pk: int, fields: dict[str, Any], now: datetime | None = None) -> None:
+    """Write a row computed elsewhere (the tracker computes it on its loop, then hands it over)."""
+    _write_rows([(session_pk, fields)], now=now or timezone.now())
+
+
+def _write_rows(rows_in: Iterable[tuple[int, dict[str, Any]]], *, now: datetime) -> int:
+    """Upsert rows; a session with no message yet is not a conversation and gets none."""
+    rows = [
+        ChatAnalytics(session_id=session_pk, created_at=now, **dict(fields, updated_at=now))
+        for session_pk, fields in rows_in
+        if fields["last_seq"] > 0
+    ]
+    if not rows:
+        return 0
+    try:
+        with transaction.atomic():
+            ChatAnalytics.objects.bulk_create(
+                rows, update_conflicts=True, unique_fields=["session"], update_fields=_ROW_FIELDS
+            )
+    except IntegrityError:
+        # A session deleted (by retention) between reading and writing: save the others.
+        existing = set(ChatSession.objects.filter(pk__in=[r.session_id for r in rows]).values_list("pk", flat=True))
+        rows = [r for r in rows if r.session_id in existing]
+        ChatAnalytics.objects.bulk_create(
+            rows, update_conflicts=True, unique_fields=["session"], update_fields=_ROW_FIELDS
+        )
+    return len(rows)
+
+
+def session_analytics_rebuild(*, session_pk: int, now: datetime | None = None) -> bool:
+    """Recompute one session's row from its stored rows; False if the session is gone."""
+    stats = session_stats_load(session_pk=session_pk)
+    if stats is None:
+        return False
+    session_analytics_save(stats=stats, now=now)
+    return True
+
+
+# --- Recovery -------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class RecoveryResult:
+    """What one recovery pass did."""
+
+    orphaned_replies: int
+    sessions: int
+
+
+def stale_sessions(*, now: datetime, grace: timedelta, idle: timedelta) -> Any:
+    """Sessions whose `ChatAnalytics` row is missing or behind their stored rows.
+
+    Behind means: messages past the row's `last_seq`; feedback, a rating or events newer than
+    the row; closed after the row was written; or still pending resolution (or open) though
+    idle past the idle window. Changes newer than `grace` are left to a live tracker.
+    """
+    cutoff = now - grace
+    row_time = OuterRef("analytics__updated_at")
+    newer_feedback = Feedback.objects.filter(session=OuterRef("pk"), updated_at__gt=row_time, updated_at__lt=cutoff)
+    newer_rating = SessionRating.objects.filter(session=OuterRef("pk"), updated_at__gt=row_time, updated_at__lt=cutoff)
+    newer_event = ChatEvent.objects.filter(session=OuterRef("pk"), created_at__gt=row_time, created_at__lt=cutoff)
+    return ChatSession.objects.filter(
+        Q(analytics__isnull=True, last_seq__gt=0, last_seen_at__lt=cutoff)
+        | Q(analytics__last_seq__lt=F("last_seq"), last_seen_at__lt=cutoff)
+        | Q(closed_at__gt=F("analytics__updated_at"), closed_at__lt=cutoff)
+        | Q(analytics__closed=False, analytics__last_activity_at__lt=now - idle)
+        | Q(Exists(newer_feedback))
+        | Q(Exists(newer_rating))
+        | Q(Exists(newer_event))
+    ).values_list("pk", flat=True)
+
+
+def analytics_recover(
+    *,
+    grace: timedelta,
+    idle: timedelta,
+    all_sessions: bool = False,
+    batch: int = 500,
+    now: datetime | None = None,
+    progress: Progress | None = None,
+    total: Callable[[int], None] | None = None,
+) -> RecoveryResult:
+    """Rebuild the rows of sessions whose tracker died (or every session with `all_sessions`).
+
+    First marks replies whose writer stopped checkpointing as interrupted (their process is
+    gone), so the rebuilt numbers see them as ended.
+    """
+    now = now or timezone.now()
+    orphaned = replies_interrupt_orphaned(now=now)
+    if all_sessions:
+        pks = list(ChatSession.objects.order_by("pk").values_list("pk", flat=True))
+    else:
+        pks = sorted(set(stale_sessions(now=now, grace=grace, idle=idle)))
+    if total is not None:
+        total(len(pks))
+    done = 0
+    for start in range(0, len(pks), batch):
+        chunk = pks[start : start + batch]
+        done += _rebuild_many(chunk, now=now)
+        if progress is not None:
+            progress(len(chunk))
+    if orphaned or done:
+        logger.info("Analytics recovery: %d orphaned replies interrupted, %d sessions rebuilt", orphaned, done)
+    return RecoveryResult(orphaned_replies=orphaned, sessions=done)
+
+
+def _rebuild_many(session_pks: list[int], *, now: datetime) -> int:
+    sessions = ChatSession.objects.filter(pk__in=session_pks).values(
+        "pk", "created_at", "user_type", "status", "closed_at"
+    )
+    rows = _session_rows(session_pks)
+    stats = [_replay(session, *rows[session["pk"]]) for session in sessions]
+    return _write_rows(((item.session_pk, item.row(now)) for item in stats), now=now)
+
+
+# --- Rollups --------------------------------------------------------------------------------
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The aware datetimes where a local day starts and the next one starts."""
+    zone = timezone.get_current_timezone()
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+    return start, end
+
+
+def rollup_day(day: date) -> None:
+    """Recompute both rollups of one local day from `ChatAnalytics` and `ProviderCall`."""
+    session_rows = _session_rollup_rows(day)
+    provider_rows = _provider_rollup_rows(day)
+    with transaction.atomic():
+        _lock_rollups()
+        DailySessionRollup.objects.filter(day=day).delete()
+        DailyProviderRollup.objects.filter(day=day).delete()
+        DailySessionRollup.objects.bulk_create(session_rows)
+        DailyProviderRollup.objects.bulk_create(provider_rows)
+
+
+def _lock_rollups() -> None:
+    """Serialise rollup writers across processes (Postgres); SQLite writers are serial anyway."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x50617231])
+
+
+def _session_rollup_rows(day: date) -> list[DailySessionRollup]:
+    groups: dict[tuple[str, str], DailySessionRollup] = {}
+    for row in ChatAnalytics.objects.filter(day=day).values(
+        "user_type",
+        "provider",
+        "started_at",
+        "closed",
+        "total_messages",
+        "user_messages",
+        "assistant_messages",
+        "response_times_ms",
+        "ttfts_ms",
+        "cached_replies",
+        "failed_replies",
+        "feedback_up",
+        "feedback_down",
+        "satisfaction_rating",
+        "resolution",
+        "escalated_to_human",
+        "engagement_score",
+        "avg_sentiment",
+        "failovers",
+        "provider_errors",
+        "topics_discussed",
+    ):
+        key = (row["user_type"], row["provider"])
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = DailySessionRollup(
+                day=day, user_type=key[0], provider=key[1], response_hist={}, ttft_hist={}, rating_hist={},
+                topics={}, issue_topics={}, hours=[0] * 24,
+            )  # fmt: skip
+        _add_session(group, row)
+    return list(groups.values())
+
+
+def _add_session(group: DailySessionRollup, row: dict[str, Any]) -> None:
+    group.sessions += 1
+    group.closed_sessions += row["closed"]
+    group.engaged_sessions += metrics.is_engaged(row["user_messages"])
+    group.total_messages += row["total_messages"]
+    group.user_messages += row["user_messages"]
+    group.assistant_messages += row["assistant_messages"]
+    times, ttfts = row["response_times_ms"] or [], row["ttfts_ms"] or []
+    group.replies_timed += len(times)
+    group.response_ms_sum += sum(times)
+    group.response_hist = metrics.merge_histograms([group.response_hist, metrics.histogram(times)])
+    group.ttft_count += len(ttfts)
+    group.ttft_ms_sum += sum(ttfts)
+    group.ttft_hist = metrics.merge_histograms([group.ttft_hist, metrics.histogram(ttfts)])
+    group.cached_replies += row["cached_replies"]
+    group.failed_replies += row["failed_replies"]
+    group.feedback_up += row["feedback_up"]
+    group.feedback_down += row["feedback_down"]
+    group.sessions_with_feedback += bool(row["feedback_up"] or row["feedback_down"])
+    if row["satisfaction_rating"] is not None:
+        group.ratings += 1
+        group.rating_sum += row["satisfaction_rating"]
+        score = str(row["satisfaction_rating"])
+        group.rating_hist[score] = group.rating_hist.get(score, 0) + 1
+    kind = row["resolution"]
+    group.resolved_confirmed += kind == ChatAnalytics.Resolution.CONFIRMED
+    group.resolved_assumed += kind == ChatAnalytics.Resolution.ASSUMED
+    group.unresolved += kind == ChatAnalytics.Resolution.UNRESOLVED
+    group.pending += kind == ChatAnalytics.Resolution.PENDING
+    group.escalated += row["escalated_to_human"]
+    group.engagement_sum += row["engagement_score"]
+    if row["avg_sentiment"] is not None and row["user_messages"]:
+        group.sentiment_sum += row["avg_sentiment"] * row["user_messages"]
+        group.sentiment_count += row["user_messages"]
+    group.failovers += row["failovers"]
+    group.provider_errors += row["provider_errors"]
+    for topic in row["topics_discussed"] or []:
+        group.topics[topic] = group.topics.get(topic, 0) + 1
+        if kind == ChatAnalytics.Resolution.UNRESOLVED:
+            group.issue_topics[topic] = group.issue_topics.get(topic, 0) + 1
+    group.hours[timezone.localtime(row["started_at"]).hour] += 1
+
+
+def _provider_rollup_rows(day: date) -> list[DailyProviderRollup]:
+    start, end = day_bounds(day)
+    calls = ProviderCall.objects.filter(started_at__gte=start, started_at__lt=end)
+    priced = pricing.table()
+    rows: dict[tuple[str, str, str], DailyProviderRollup] = {}
+    tokens = Q(input_tokens__gt=0) | Q(output_tokens__gt=0)
+    for group in (
+        calls.values("feature", "provider", "model")
+        .annotate(
+            n=Count("pk"),
+            n_ok=Count("pk", filter=Q(outcome="ok")),
+            n_error=Count("pk", filter=Q(outcome="error")),
+            n_interrupted=Count("pk", filter=Q(outcome="interrupted")),
+            n_stopped=Count("pk", filter=Q(outcome="stopped")),
+            n_skipped=Count("pk", filter=Q(outcome="skipped")),
+            latency_sum=Sum("latency_ms"),
+            latency_n=Count("latency_ms"),
+            ttft_sum=Sum("ttft_ms"),
+            ttft_n=Count("ttft_ms"),
+            input_sum=Sum("input_tokens"),
+            output_sum=Sum("output_tokens"),
+            cached_sum=Sum("cached_tokens"),
+            estimated=Count("pk", filter=Q(tokens_estimated=True)),
+            billed=Count("pk", filter=tokens),
+        )
+        .order_by()
+    ):
+        input_tokens, output_tokens = group["input_sum"] or 0, group["output_sum"] or 0
+        cached_tokens = group["cached_sum"] or 0
+        price = priced.price(group["provider"], group["model"], day)
+        cost = (
+            metrics.call_cost(
+                input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached_tokens, price=price
+            )
+            if price is not None
+            else Decimal(0)
+        )
+        rows[(group["feature"], group["provider"], group["model"])] = DailyProviderRollup(
+            day=day,
+            feature=group["feature"],
+            provider=group["provider"],
+            model=group["model"],
+            calls=group["n"],
+            ok=group["n_ok"],
+            errors=group["n_error"],
+            interrupted=group["n_interrupted"],
+            stopped=group["n_stopped"],
+            skipped=group["n_skipped"],
+            latency_ms_sum=group["latency_sum"] or 0,
+            latency_count=group["latency_n"],
+            ttft_ms_sum=group["ttft_sum"] or 0,
+            ttft_count=group["ttft_n"],
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_tokens=cached_tokens,
+            estimated_calls=group["estimated"],
+            cost_usd=cost,
+            price_unknown_calls=group["billed"] if price is None else 0,
+        )
+    # A failover is charged to the provider that failed: the call before the one naming it.
+    for group in calls.exclude(fallback_from="").values("feature", "fallback_from").annotate(n=Count("pk")).order_by():
+        key = next(
+            (k for k in rows if k[0] == group["feature"] and k[1] == group["fallback_from"]),
+            (group["feature"], group["fallback_from"], ""),
+        )
+        if key not in rows:
+            rows[key] = DailyProviderRollup(day=day, feature=key[0], provider=key[1], model=key[2])
+        rows[key].failed_over += group["n"]
+    return list(rows.values())
+
+
+def rollups_refresh(*, now: datetime | None = None) -> list[date]:
+    """Recompute the rollups of the days whose sessions or calls changed since the last refresh.
+
+    Today is always recomputed (it changes all the time); other days only when a session row of
+    theirs was rewritten or a provider call of theirs was stored. Returns the days recomputed.
+    """
+    now = now or timezone.now()
+    state = RollupState.objects.order_by("pk").first() or RollupState.objects.create()
+    days: set[date] = {timezone.localdate(now)}
+    analytics = ChatAnalytics.objects.all()
+    if state.analytics_seen_at is not None:
+        analytics = analytics.filter(updated_at__gte=state.analytics_seen_at - ROLLUP_OVERLAP)
+    days.update(analytics.values_list("day", flat=True).distinct().order_by())
+    calls = ProviderCall.objects.filter(pk__gt=max(0, state.last_call_id - ROLLUP_CALL_ID_OVERLAP))
+    last_call_id = calls.aggregate(top=Max("pk"))["top"] or state.last_call_id
+    days.update(
+        calls.annotate(local_day=TruncDate("started_at", tzinfo=timezone.get_current_timezone()))
+        .values_list("local_day", flat=True)
+        .distinct()
+        .order_by()
+    )
+    for day in sorted(days):
+        rollup_day(day)
+    RollupState.objects.filter(pk=state.pk).update(analytics_seen_at=now, last_call_id=last_call_id)
+    return sorted(days)
+
+
+def rollups_rebuild(
+    *, start: date | None = None, end: date | None = None, progress: Progress | None = None
+) -> list[date]:
+    """Recompute every day's rollups (or those from `start` to `end`, inclusive)."""
+    days = set(ChatAnalytics.objects.values_list("day", flat=True).distinct().order_by())
+    days.update(
+        ProviderCall.objects.annotate(local_day=TruncDate("started_at", tzinfo=timezone.get_current_timezone()))
+        .values_list("local_day", flat=True)
+        .distinct()
+        .order_by()
+    )
+    if start is not None or end is not None:
+        low, high = start or date.min, end or date.max
+        days = {day for day in days if low <= day <= high}
+        # Days in range with nothing left must lose their old rollup rows too.
+        DailySessionRollup.objects.filter(day__gte=low, day__lte=high).exclude(day__in=days).delete()
+        DailyProviderRollup.objects.filter(day__gte=low, day__lte=high).exclude(day__in=days).delete()
+    else:
+        DailySessionRollup.objects.exclude(day__in=days).delete()
+        DailyProviderRollup.objects.exclude(day__in=days).delete()
+    for day in sorted(days):
+        rollup_day(day)
+        if progress is not None:
+            progress(1)
+    now = timezone.now()
+    state = RollupState.objects.order_by("pk").first() or RollupState.objects.create()
+    top = ProviderCall.objects.aggregate(top=Max("pk"))["top"] or 0
+    RollupState.objects.filter(pk=state.pk).update(analytics_seen_at=now, last_call_id=top)
+    return sorted(days)

@@ -1,0 +1,201 @@
+"""`AnalyticsTracker`: one per chat consumer, keeping its session's `ChatAnalytics` current.
+
+The consumer reports what happens (visitor messages, reply ends, feedback, ratings, widget
+events, end of chat); the tracker folds it into a `SessionStats` in memory and writes the row:
+
+* as a checkpoint, at most `ANALYTICS_CHECKPOINT_SECONDS` after the first unsaved change or
+  after `ANALYTICS_CHECKPOINT_MESSAGES` messages, whichever comes first, so a killed process
+  loses at most that window (recovery rebuilds the rest from the message table);
+* on `end`, and when the connection closes (after the reply it started, if one is still being
+  generated), by rebuilding from the stored rows: that final write also folds in what another
+  tab of the same session did in another process.
+
+Writes run as background tasks; nothing here raises into the chat path. An analytics failure is
+logged and the conversation goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from analytics import recovery, services
+from analytics.session_stats import SessionStats
+
+logger = logging.getLogger(__name__)
+
+_load = database_sync_to_async(services.session_stats_load)
+_write = database_sync_to_async(services.session_analytics_write)
+_rebuild = database_sync_to_async(services.session_analytics_rebuild)
+_tasks: set[asyncio.Task[None]] = set()
+
+
+def _spawn(coro: Any, name: str) -> None:
+    task = asyncio.get_running_loop().create_task(coro, name=name)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
+
+
+async def drain() -> None:
+    """Wait for analytics writes in flight (tests and shutdown)."""
+    while _tasks:
+        await asyncio.gather(*list(_tasks), return_exceptions=True)
+
+
+class AnalyticsTracker:
+    """Accumulates one session's numbers for one connection and checkpoints them."""
+
+    def __init__(self, *, session_pk: int, stats: SessionStats | None) -> None:
+        self.session_pk = session_pk
+        self.stats = stats
+        self.unsaved_messages = 0
+        self.unsaved = False
+        self.first_unsaved_at = 0.0
+        self.timer: asyncio.TimerHandle | None = None
+        self.flushing: asyncio.Task[None] | None = None
+        self.closed = False
+
+    @classmethod
+    async def open(cls, *, session_pk: int, started_at: Any, user_type: str, created: bool) -> AnalyticsTracker:
+        """A tracker for a session just opened; a resumed one starts from its stored rows."""
+        if not settings.ANALYTICS_TRACKER:
+            return cls(session_pk=session_pk, stats=None)
+        recovery.ensure_running()
+        stats: SessionStats | None
+        try:
+            if created:
+                stats = SessionStats(session_pk=session_pk, started_at=started_at, user_type=user_type)
+            else:
+                stats = await _load(session_pk=session_pk)
+        except Exception:
+            logger.exception("Analytics: could not load session %s; tracking it from now on", session_pk)
+            stats = SessionStats(session_pk=session_pk, started_at=started_at, user_type=user_type)
+        return cls(session_pk=session_pk, stats=stats)
+
+    # --- observations (called by the consumer; never raise) ------------------------------
+    def user_message(self, *, seq: int, text: str) -> None:
+        """A visitor message was stored (this tab's or another tab's)."""
+        if self.stats is not None:
+            self._observe(lambda s: s.observe_user_message(seq=seq, text=text), message=True)
+
+    def reply_end(self, frame: dict[str, Any]) -> None:
+        """A reply reached its final status (`reply.end` frame, with the internal counts)."""
+        if self.stats is not None:
+            self._observe(
+                lambda s: s.observe_reply(
+                    seq=frame["seq"],
+                    status=frame["status"],
+                    provider=frame.get("provider", ""),
+                    ttft_ms=frame.get("ttft_ms"),
+                    duration_ms=frame.get("duration_ms"),
+                    cached=bool(frame.get("cached")),
+                    sources=frame.get("sources"),
+                    failovers=frame.get("_failovers", 0),
+                    errors=frame.get("_errors", 0),
+                ),
+                message=True,
+            )
+
+    def feedback(self, *, message_id: str, rating: str) -> None:
+        """Thumbs up/down on a reply."""
+        if self.stats is not None:
+            self._observe(lambda s: s.observe_feedback(message_id=message_id, rating=rating))
+
+    def rating(self, *, score: int, resolved: bool | None) -> None:
+        """The end-of-chat survey."""
+        if self.stats is not None:
+            self._observe(lambda s: s.observe_rating(score=score, resolved=resolved))
+
+    def event(self, *, name: str) -> None:
+        """A widget action."""
+        if self.stats is not None:
+            self._observe(lambda s: s.observe_event(name=name))
+
+    def ended(self) -> None:
+        """The visitor ended the session: write the final numbers now."""
+        if self.stats is not None:
+            self._observe(lambda s: s.observe_end())
+            self._final()
+
+    def close(self, *, after: asyncio.Task[Any] | None = None) -> None:
+        """The connection closed: write the final numbers (after `after`, the reply in flight)."""
+        if self.stats is None or self.closed:
+            return
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if after is not None and not after.done():
+            after.add_done_callback(lambda _: self._final())
+        else:
+            self._final()
+
+    # --- writing ---------------------------------------------------------------------------
+    def _observe(self, change: Any, *, message: bool = False) -> None:
+        assert self.stats is not None
+        try:
+            new = change(self.stats)
+        except Exception:
+            logger.exception("Analytics: could not record an observation of session %s", self.session_pk)
+            return
+        if new is False:
+            return  # already counted (another tab's copy)
+        if not self.unsaved:
+            self.unsaved, self.first_unsaved_at = True, time.monotonic()
+        self.unsaved_messages += message
+        if self.closed:
+            return
+        if self.unsaved_messages >= settings.ANALYTICS_CHECKPOINT_MESSAGES:
+            self._checkpoint()
+        elif self.timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            self.timer = loop.call_later(settings.ANALYTICS_CHECKPOINT_SECONDS, self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        """Write the in-memory numbers (unless a write is in flight: it re-checks when done)."""
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.stats is None or not self.unsaved or (self.flushing is not None and not self.flushing.done()):
+            return
+        self.flushing = asyncio.get_running_loop().create_task(self._write(), name=f"analytics-{self.session_pk}")
+        _tasks.add(self.flushing)
+        self.flushing.add_done_callback(_tasks.discard)
+
+    async def _write(self) -> None:
+        assert self.stats is not None
+        try:
+            fields = self.stats.row(timezone.now())
+            self.unsaved, self.unsaved_messages = False, 0
+            await _write(session_pk=self.session_pk, fields=fields)
+        except Exception:
+            self.unsaved = True
+            logger.exception("Analytics: checkpoint of session %s failed; recovery will rebuild it", self.session_pk)
+        if self.unsaved and not self.closed and self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(settings.ANALYTICS_CHECKPOINT_SECONDS, self._checkpoint)
+
+    def _final(self) -> None:
+        if self.stats is not None and self.stats.last_seq == 0 and not self.stats.closed:
+            return  # no message yet: not a conversation, nothing to write
+        try:
+            _spawn(self._rebuild(), name=f"analytics-final-{self.session_pk}")
+        except RuntimeError:
+            logger.warning("Analytics: no event loop for the final write of session %s", self.session_pk)
+
+    async def _rebuild(self) -> None:
+        if self.flushing is not None and not self.flushing.done():
+            await asyncio.gather(self.flushing, return_exceptions=True)
+        try:
+            await _rebuild(session_pk=self.session_pk)
+            self.unsaved, self.unsaved_messages = False, 0
+        except Exception:
+            logger.exception("Analytics: final write of session %s failed; recovery will rebuild it", self.session_pk)
