@@ -175,7 +175,7 @@ _METRICS = [
         "cache_hit_rate",
         "Cache hit rate",
         "percent",
-        "Share of assistant replies served from the response cache.",
+        "Share of finished replies served from the response cache.",
         True,
     ),
     Metric(
@@ -485,7 +485,7 @@ def summarize(totals: Totals) -> dict[str, float | int | None]:
         "cost_usd": cost,
         "price_unknown_calls": t.price_unknown_calls,
         "cost_per_session": ratio(cost, t.sessions),
-        "cache_hit_rate": rate(t.cached_replies, t.assistant_messages - t.failed_replies),
+        "cache_hit_rate": rate(t.cached_replies, t.replies_timed),
         "provider_success_rate": provider_success_rate(ok=t.calls_ok, attempted=t.calls_attempted),
         "failover_rate": provider_failover_rate(failed_over=t.calls_failed_over, attempted=t.calls_attempted),
         "failovers": t.failovers,

@@ -1,0 +1,264 @@
+"""Analytics reads: period summaries, breakdowns and series, all from the daily rollups.
+
+The weekly report, the dashboard, its JSON API and the exports call these and nothing else, so
+they print the same numbers. Formulas live in `metrics`; this module only picks rows and sums.
+
+Periods are whole local days (`TIME_ZONE`), `start` to `end` inclusive. Filters: `user_type`
+narrows the session numbers; `provider` narrows both session numbers (by the provider that
+answered most of a session's replies) and provider calls. Token and cost numbers are not split
+by user type (provider calls are rolled up per provider and model only).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from analytics import metrics
+from analytics.metrics import METRICS, Totals
+from analytics.models import ChatAnalytics, DailyProviderRollup, DailySessionRollup
+from assistant.models import ChatSession
+
+WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+SESSION_ROLLUP_FIELDS = [
+    f.name
+    for f in DailySessionRollup._meta.concrete_fields
+    if f.name not in {"id", "user_type", "provider", "computed_at"}
+]
+PROVIDER_ROLLUP_FIELDS = [
+    f.name for f in DailyProviderRollup._meta.concrete_fields if f.name not in {"id", "computed_at"}
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Period:
+    """Whole local days from `start` to `end`, inclusive."""
+
+    start: date
+    end: date
+
+    @classmethod
+    def ending(cls, end: date, days: int) -> Period:
+        """The `days` days that end with `end`."""
+        return cls(start=end - timedelta(days=days - 1), end=end)
+
+    @property
+    def days(self) -> int:
+        """How many days the period covers."""
+        return (self.end - self.start).days + 1
+
+    def previous(self) -> Period:
+        """The period of the same length just before this one."""
+        return Period.ending(self.start - timedelta(days=1), self.days)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "days": self.days}
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Optional narrowing of a summary."""
+
+    user_type: str | None = None
+    provider: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        """JSON form."""
+        return {"user_type": self.user_type, "provider": self.provider}
+
+
+def _session_rows(period: Period, filters: Filters) -> QuerySet[DailySessionRollup]:
+    rows = DailySessionRollup.objects.filter(day__gte=period.start, day__lte=period.end)
+    if filters.user_type:
+        rows = rows.filter(user_type=filters.user_type)
+    if filters.provider:
+        rows = rows.filter(provider=filters.provider)
+    return rows
+
+
+def _provider_rows(period: Period, filters: Filters) -> QuerySet[DailyProviderRollup]:
+    rows = DailyProviderRollup.objects.filter(day__gte=period.start, day__lte=period.end)
+    if filters.provider:
+        rows = rows.filter(provider=filters.provider)
+    return rows
+
+
+def period_totals(period: Period, filters: Filters = Filters()) -> Totals:  # noqa: B008 - frozen, immutable
+    """The sums of a period's rollup rows."""
+    totals = Totals()
+    for row in _session_rows(period, filters).values(*SESSION_ROLLUP_FIELDS):
+        totals.add_session_row(row)
+    for row in _provider_rows(period, filters).values(*PROVIDER_ROLLUP_FIELDS):
+        totals.add_provider_row(row)
+    return totals
+
+
+def summary(period: Period, filters: Filters = Filters()) -> dict[str, Any]:  # noqa: B008
+    """Every metric of the period, the previous period's, and the change of each headline one."""
+    current = metrics.summarize(period_totals(period, filters))
+    previous = metrics.summarize(period_totals(period.previous(), filters))
+    return {
+        "period": period.as_dict(),
+        "previous_period": period.previous().as_dict(),
+        "filters": filters.as_dict(),
+        "metrics": {key: metrics.round_value(key, value) for key, value in current.items()},
+        "changes": {
+            key: _rounded_change(key, current[key], previous[key]) for key in metrics.HEADLINE if key in current
+        },
+    }
+
+
+def _rounded_change(key: str, current: Any, previous: Any) -> dict[str, Any]:
+    result = metrics.change(current, previous)
+    result["previous"] = metrics.round_value(key, result["previous"])  # type: ignore[arg-type]
+    return result
+
+
+def breakdowns(period: Period, filters: Filters = Filters(), *, limit: int = 10) -> dict[str, Any]:  # noqa: B008
+    """Topics, common issues, user types, peak hours, providers and models of a period."""
+    topics: dict[str, int] = defaultdict(int)
+    issues: dict[str, int] = defaultdict(int)
+    user_types: dict[str, int] = defaultdict(int)
+    hours = [0] * 24
+    heat = [[0] * 24 for _ in WEEKDAYS]
+    for row in _session_rows(period, filters).values("day", "user_type", "sessions", "topics", "issue_topics", "hours"):
+        for topic, count in row["topics"].items():
+            topics[topic] += count
+        for topic, count in row["issue_topics"].items():
+            issues[topic] += count
+        user_types[row["user_type"]] += row["sessions"]
+        for hour, count in enumerate(row["hours"] or []):
+            hours[hour] += count
+            heat[row["day"].weekday()][hour] += count
+    sessions = sum(user_types.values())
+    return {
+        "top_topics": [{"topic": name, "sessions": count} for name, count in metrics.top(topics, limit)],
+        "common_issues": [{"topic": name, "sessions": count} for name, count in metrics.top(issues, limit)],
+        "user_types": [
+            {"user_type": name, "sessions": count, "share": metrics.round_value("x", metrics.rate(count, sessions))}
+            for name, count in metrics.top(user_types, len(user_types))
+        ],
+        "peak_hours": [{"hour": hour, "sessions": count} for hour, count in enumerate(hours)],
+        "peak_heatmap": {"weekdays": WEEKDAYS, "sessions": heat},
+        "providers": providers(period, filters),
+        "models": models_usage(period, filters),
+    }
+
+
+def providers(period: Period, filters: Filters = Filters()) -> list[dict[str, Any]]:  # noqa: B008
+    """Per provider: calls, success and failover rates, latency, tokens, cost."""
+    by_provider: dict[str, Totals] = defaultdict(Totals)
+    latency: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for row in _provider_rows(period, filters).values(*PROVIDER_ROLLUP_FIELDS):
+        by_provider[row["provider"]].add_provider_row(row)
+        latency[row["provider"]][0] += row["latency_ms_sum"]
+        latency[row["provider"]][1] += row["latency_count"]
+    out = []
+    for name in sorted(by_provider):
+        t = by_provider[name]
+        out.append(
+            {
+                "provider": name,
+                "calls": t.calls,
+                "attempted": t.calls_attempted,
+                "success_rate": _r(metrics.provider_success_rate(ok=t.calls_ok, attempted=t.calls_attempted)),
+                "failover_rate": _r(metrics.provider_failover_rate(failed_over=t.calls_failed_over, attempted=t.calls_attempted)),
+                "failovers": t.calls_failed_over,
+                "avg_latency_ms": metrics.round_value("avg_response_time_ms", metrics.ratio(*latency[name])),
+                "input_tokens": t.input_tokens,
+                "output_tokens": t.output_tokens,
+                "cached_tokens": t.cached_tokens,
+                "cost_usd": metrics.round_value("cost_usd", float(t.cost_usd)),
+                "price_unknown_calls": t.price_unknown_calls,
+            }
+        )  # fmt: skip
+    return out
+
+
+def models_usage(period: Period, filters: Filters = Filters()) -> list[dict[str, Any]]:  # noqa: B008
+    """Per provider, model and feature: calls, tokens, cost (or "price unknown")."""
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for row in _provider_rows(period, filters).values(*PROVIDER_ROLLUP_FIELDS):
+        if row["calls"] == 0:
+            continue  # a failover-only row (the failed provider's model was not recorded)
+        key = (row["provider"], row["model"], row["feature"])
+        group = groups.setdefault(
+            key,
+            {
+                "provider": key[0],
+                "model": key[1],
+                "feature": key[2],
+                "calls": 0,
+                "input_tokens": 0,
+                "output_tokens": 0,
+                "cached_tokens": 0,
+                "cost": Decimal(0),
+                "price_unknown_calls": 0,
+            },
+        )
+        for name in ("calls", "input_tokens", "output_tokens", "cached_tokens", "price_unknown_calls"):
+            group[name] += row[name]
+        group["cost"] += row["cost_usd"]
+    out = []
+    for key in sorted(groups):
+        group = groups.pop(key)
+        cost = group.pop("cost")
+        group["price_unknown"] = group["price_unknown_calls"] > 0
+        group["cost_usd"] = None if group["price_unknown"] and cost == 0 else float(round(cost, 6))
+        out.append(group)
+    return out
+
+
+def daily_series(period: Period, filters: Filters = Filters()) -> list[dict[str, Any]]:  # noqa: B008
+    """Per day of the period: the summary metrics of that day alone (empty days included)."""
+    per_day: dict[date, Totals] = defaultdict(Totals)
+    for row in _session_rows(period, filters).values(*SESSION_ROLLUP_FIELDS):
+        per_day[row["day"]].add_session_row(row)
+    for row in _provider_rows(period, filters).values(*PROVIDER_ROLLUP_FIELDS):
+        per_day[row["day"]].add_provider_row(row)
+    out = []
+    for offset in range(period.days):
+        day = period.start + timedelta(days=offset)
+        values = metrics.summarize(per_day.get(day) or Totals())
+        out.append({"date": day.isoformat(), **{key: metrics.round_value(key, value) for key, value in values.items()}})
+    return out
+
+
+def live_sessions(now: datetime | None = None) -> int:
+    """Open sessions with visitor activity within `LIVE_SESSION_WINDOW_S` (read live, not rolled up)."""
+    now = now or timezone.now()
+    return ChatSession.objects.filter(
+        status=ChatSession.Status.ACTIVE,
+        last_seen_at__gte=now - timedelta(seconds=settings.LIVE_SESSION_WINDOW_S),
+        last_seq__gt=0,
+    ).count()
+
+
+def report(period: Period, filters: Filters = Filters(), *, now: datetime | None = None) -> dict[str, Any]:  # noqa: B008
+    """Everything the weekly report shows, as JSON-ready data."""
+    now = now or timezone.now()
+    data = summary(period, filters)
+    data.update(breakdowns(period, filters))
+    data["daily"] = daily_series(period, filters)
+    data["generated_at"] = now.isoformat()
+    data["timezone"] = settings.TIME_ZONE
+    data["definitions"] = {key: metric.definition for key, metric in METRICS.items()}
+    data["breakdown_definitions"] = dict(metrics.BREAKDOWN_DEFINITIONS)
+    return data
+
+
+def session_analytics(session_pk: int) -> ChatAnalytics | None:
+    """One session's analytics row."""
+    return ChatAnalytics.objects.filter(session_id=session_pk).first()
+
+
+def _r(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
