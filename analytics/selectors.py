@@ -91,7 +91,7 @@ def _provider_rows(period: Period, filters: Filters) -> QuerySet[DailyProviderRo
     return rows
 
 
-def period_totals(period: Period, filters: Filters = Filters()) -> Totals:  # noqa: B008 - frozen, immutable
+def period_totals(period: Period, filters: Filters = Filters()) -> Totals:
     """The sums of a period's rollup rows."""
     totals = Totals()
     for row in _session_rows(period, filters).values(*SESSION_ROLLUP_FIELDS):
@@ -101,7 +101,7 @@ def period_totals(period: Period, filters: Filters = Filters()) -> Totals:  # no
     return totals
 
 
-def summary(period: Period, filters: Filters = Filters()) -> dict[str, Any]:  # noqa: B008
+def summary(period: Period, filters: Filters = Filters()) -> dict[str, Any]:
     """Every metric of the period, the previous period's, and the change of each headline one."""
     current = metrics.summarize(period_totals(period, filters))
     previous = metrics.summarize(period_totals(period.previous(), filters))
@@ -122,7 +122,7 @@ def _rounded_change(key: str, current: Any, previous: Any) -> dict[str, Any]:
     return result
 
 
-def breakdowns(period: Period, filters: Filters = Filters(), *, limit: int = 10) -> dict[str, Any]:  # noqa: B008
+def breakdowns(period: Period, filters: Filters = Filters(), *, limit: int = 10) -> dict[str, Any]:
     """Topics, common issues, user types, peak hours, providers and models of a period."""
     topics: dict[str, int] = defaultdict(int)
     issues: dict[str, int] = defaultdict(int)
@@ -153,7 +153,7 @@ def breakdowns(period: Period, filters: Filters = Filters(), *, limit: int = 10)
     }
 
 
-def providers(period: Period, filters: Filters = Filters()) -> list[dict[str, Any]]:  # noqa: B008
+def providers(period: Period, filters: Filters = Filters()) -> list[dict[str, Any]]:
     """Per provider: calls, success and failover rates, latency, tokens, cost."""
     by_provider: dict[str, Totals] = defaultdict(Totals)
     latency: dict[str, list[int]] = defaultdict(lambda: [0, 0])
@@ -170,7 +170,9 @@ def providers(period: Period, filters: Filters = Filters()) -> list[dict[str, An
                 "calls": t.calls,
                 "attempted": t.calls_attempted,
                 "success_rate": _r(metrics.provider_success_rate(ok=t.calls_ok, attempted=t.calls_attempted)),
-                "failover_rate": _r(metrics.provider_failover_rate(failed_over=t.calls_failed_over, attempted=t.calls_attempted)),
+                "failover_rate": _r(
+                    metrics.provider_failover_rate(failed_over=t.calls_failed_over, attempted=t.calls_attempted)
+                ),
                 "failovers": t.calls_failed_over,
                 "avg_latency_ms": metrics.round_value("avg_response_time_ms", metrics.ratio(*latency[name])),
                 "input_tokens": t.input_tokens,
@@ -183,7 +185,7 @@ def providers(period: Period, filters: Filters = Filters()) -> list[dict[str, An
     return out
 
 
-def models_usage(period: Period, filters: Filters = Filters()) -> list[dict[str, Any]]:  # noqa: B008
+def models_usage(period: Period, filters: Filters = Filters()) -> list[dict[str, Any]]:
     """Per provider, model and feature: calls, tokens, cost (or "price unknown")."""
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for row in _provider_rows(period, filters).values(*PROVIDER_ROLLUP_FIELDS):
@@ -217,7 +219,7 @@ def models_usage(period: Period, filters: Filters = Filters()) -> list[dict[str,
     return out
 
 
-def daily_series(period: Period, filters: Filters = Filters()) -> list[dict[str, Any]]:  # noqa: B008
+def daily_series(period: Period, filters: Filters = Filters()) -> list[dict[str, Any]]:
     """Per day of the period: the summary metrics of that day alone (empty days included)."""
     per_day: dict[date, Totals] = defaultdict(Totals)
     for row in _session_rows(period, filters).values(*SESSION_ROLLUP_FIELDS):
@@ -242,7 +244,7 @@ def live_sessions(now: datetime | None = None) -> int:
     ).count()
 
 
-def report(period: Period, filters: Filters = Filters(), *, now: datetime | None = None) -> dict[str, Any]:  # noqa: B008
+def report(period: Period, filters: Filters = Filters(), *, now: datetime | None = None) -> dict[str, Any]:
     """Everything the weekly report shows, as JSON-ready data."""
     now = now or timezone.now()
     data = summary(period, filters)

@@ -18,6 +18,8 @@ from assistant.providers.base import ProviderRetryable, ReplyRequest, StreamEven
 from assistant.providers.cloud import CloudProvider, sse_events
 from assistant.providers.prompt import conversation, system_text
 
+_INPUT_PARTS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+
 
 class AnthropicProvider(CloudProvider):
     """`POST /v1/messages` with `stream: true`."""
@@ -56,8 +58,12 @@ class AnthropicProvider(CloudProvider):
                             yield TextChunk(delta["text"])
                     elif event == "message_start":
                         usage = (json.loads(data).get("message") or {}).get("usage") or {}
-                        input_tokens = usage.get("input_tokens")
                         cached_tokens = usage.get("cache_read_input_tokens")
+                        # Anthropic's input_tokens leaves out cache reads and writes; Parley's
+                        # input_tokens includes them, as OpenAI's and Gemini's counts do, so that
+                        # cost (analytics.metrics.call_cost) reads every vendor the same way.
+                        parts = [usage.get(key) for key in _INPUT_PARTS]
+                        input_tokens = None if all(p is None for p in parts) else sum(p or 0 for p in parts)
                     elif event == "message_delta":
                         output_tokens = (json.loads(data).get("usage") or {}).get("output_tokens", output_tokens)
                     elif event == "error":

@@ -313,7 +313,8 @@ class _Anthropic(_Protocol):
             "stop_reason": None,
             "stop_sequence": None,
             "usage": {
-                "input_tokens": input_tokens,
+                # Anthropic counts cache reads apart from input_tokens (OpenAI and Gemini include them).
+                "input_tokens": input_tokens - cached,
                 "cache_creation_input_tokens": 0,
                 "cache_read_input_tokens": cached,
                 "output_tokens": 1,

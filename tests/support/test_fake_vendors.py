@@ -119,8 +119,9 @@ async def stream_reply(vendor: str, client: Any, reply: Reply) -> Reply:
         input_tokens = cached = 0
         async for event in stream:
             if event.type == "message_start":
-                input_tokens = event.message.usage.input_tokens
                 cached = event.message.usage.cache_read_input_tokens or 0
+                # Anthropic's input_tokens leaves cache reads out; the fake's usage tuple includes them.
+                input_tokens = event.message.usage.input_tokens + cached
             elif event.type == "content_block_delta" and event.delta.type == "text_delta":
                 piece(event.delta.text)
             elif event.type == "message_delta":

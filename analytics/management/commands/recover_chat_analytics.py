@@ -52,7 +52,8 @@ class Command(BaseCommand):
         )
         bar.close()
         days = services.rollups_refresh()
+        replies = "reply" if result.orphaned_replies == 1 else "replies"
         self.stdout.write(
-            f"Rebuilt {result.sessions} session(s); marked {result.orphaned_replies} orphaned "
-            f"repl{'y' if result.orphaned_replies == 1 else 'ies'} interrupted; refreshed {len(days)} day(s) of rollups."
+            f"Rebuilt {result.sessions} session(s); marked {result.orphaned_replies} orphaned {replies} "
+            f"interrupted; refreshed {len(days)} day(s) of rollups."
         )

@@ -52,6 +52,7 @@ class Command(BaseCommand):
             settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
             settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
         )
+        _recover_analytics()
         daphne.server.WebSocketFactory = CloseFrameWebSocketFactory  # type: ignore[misc]
         Server(
             application=get_default_application(),
@@ -63,3 +64,23 @@ class Command(BaseCommand):
             proxy_forwarded_proto_header="X-Forwarded-Proto" if proxy else None,
             verbosity=1,
         ).run()
+
+
+def _recover_analytics() -> None:
+    """Rebuild analytics of sessions a previous (crashed) server left behind, before serving.
+
+    A failure is logged, not raised: a broken analytics table must not keep the chat down.
+    """
+    from analytics.recovery import sweep_once
+
+    try:
+        result = sweep_once()
+    except Exception:
+        logger.exception("Analytics recovery at startup failed; the periodic sweep will retry")
+        return
+    if result.sessions or result.orphaned_replies:
+        logger.info(
+            "Analytics recovery at startup: %d session(s) rebuilt, %d orphaned repl(ies) interrupted",
+            result.sessions,
+            result.orphaned_replies,
+        )
