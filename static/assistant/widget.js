@@ -1619,7 +1619,16 @@ textarea{font-size:16px}
     if (window.Parley === api) delete window.Parley; // the script may be loaded again later
   }
 
-  const api = Object.freeze({ open, close, toggle, destroy });
+  /** Report a visitor action from the page (e.g. "escalate" from a "Talk to a person" button). */
+  function track(name, data) {
+    if (typeof name !== "string" || !name || name.length > 64) throw new TypeError("Parley.track(name): 1-64 characters");
+    if (data !== undefined && (data === null || typeof data !== "object" || Array.isArray(data))) {
+      throw new TypeError("Parley.track(name, data): data must be an object");
+    }
+    send(data === undefined ? { type: "event", name } : { type: "event", name, data });
+  }
+
+  const api = Object.freeze({ open, close, toggle, destroy, track });
   window.Parley = api;
 
   // Never compete with the host page's own start-up: wait for the DOM, then for an idle moment.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +135,11 @@ def test_every_metric_summarize_returns_is_defined_with_a_one_line_definition() 
     for metric in metrics.METRICS.values():
         assert metric.definition.endswith(".") and "\n" not in metric.definition, metric.key
     assert set(metrics.HEADLINE) <= set(values)
+
+
+def test_docs_list_every_metric_with_the_same_definition_as_the_code() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "analytics.md").read_text(encoding="utf-8")
+    for metric in metrics.METRICS.values():
+        star = " ★" if metric.headline else ""
+        row = f"| {metric.label}{star} | `{metric.key}` | {metric.unit} | {metric.definition} |"
+        assert row in docs, f"docs/analytics.md lacks or differs for {metric.key}: regenerate the table"
