@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from analytics.models import ChatAnalytics
 from assistant.access import identity_signature
 from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, SessionRating
 from tests.support.fake_vendors import FakeVendor
@@ -171,6 +172,49 @@ def test_thumbs_up_then_end_the_chat_and_rate_it(page: Any, server: str) -> None
     assert Feedback.objects.get().rating == "up"
     rating = SessionRating.objects.get()
     assert (rating.score, rating.resolved) == (4, True)
+
+
+def test_a_widget_conversation_shows_up_in_chat_analytics(page: Any, server: str) -> None:
+    """Issue 5's "done when": what a visitor does in the widget lands in ChatAnalytics, right."""
+    open_widget(page, server)  # widget_open
+    page.locator(tid("parley-quick-reply"), has_text=QUICK).click()  # quick_reply + message 1
+    first = wait_reply_status(page, "complete")
+    first.locator(tid("parley-thumb-up")).click()
+    page.evaluate("() => window.Parley.track('escalate', {from: 'host page'})")
+    page.locator(tid("parley-input")).fill("And how do I get a refund on my invoice?")
+    page.locator(tid("parley-send")).click()
+    page.wait_for_function(
+        """() => {
+            const host = document.querySelector("parley-widget") || document.querySelector("[data-parley-host]");
+            const done = host.shadowRoot.querySelectorAll(
+                '[data-testid=parley-message][data-role=assistant][data-status=complete]');
+            return done.length === 2;
+        }"""
+    )
+    page.locator(tid("parley-end")).click()
+    page.locator(f'{tid("parley-star")}[data-score="5"]').click()
+    page.locator(tid("parley-resolved-yes")).click()
+    page.locator(tid("parley-rating-submit")).click()
+    page.locator(tid("parley-rating-thanks")).wait_for()
+
+    session = ChatSession.objects.get()
+    row = None
+    for _ in range(100):  # the final write runs in the background once the session ends
+        row = ChatAnalytics.objects.filter(session=session, satisfaction_rating=5).first()
+        if row is not None:
+            break
+        page.wait_for_timeout(100)
+    assert row is not None, "no ChatAnalytics row after the chat ended"
+    replies = list(ChatMessage.objects.filter(session=session, role="assistant").order_by("seq"))
+    assert (row.total_messages, row.user_messages, row.assistant_messages) == (4, 2, 2)
+    assert row.response_times_ms == [reply.duration_ms for reply in replies]
+    assert row.avg_ttft_ms == round(sum(reply.ttft_ms for reply in replies) / 2)
+    assert (row.resolution, row.resolved, row.escalated_to_human) == ("confirmed", True, True)
+    assert (row.feedback_up, row.feedback_down, row.closed) == (1, 0, True)
+    assert [action["name"] for action in row.actions_taken] == ["widget_open", "quick_reply", "escalate"]
+    assert "billing" in row.topics_discussed and "widget" in row.topics_discussed
+    # 2 messages (20) + 3 actions (15) + feedback (15) + rating (15)
+    assert row.engagement_score == 65
 
 
 def test_keyboard_only_flow(page: Any, server: str) -> None:
