@@ -472,7 +472,13 @@ def rollups_refresh(*, now: datetime | None = None) -> list[date]:
 def rollups_rebuild(
     *, start: date | None = None, end: date | None = None, progress: Progress | None = None
 ) -> list[date]:
-    """Recompute every day's rollups (or those from `start` to `end`, inclusive)."""
+    """Recompute every day's rollups (or those from `start` to `end`, inclusive).
+
+    Only a full rebuild moves the incremental refresh's bookmark (to the time it started, so
+    rows written while it ran are picked up by the next refresh); a ranged one leaves it alone,
+    or changes to days outside the range would be skipped.
+    """
+    started = timezone.now()
     days = set(ChatAnalytics.objects.values_list("day", flat=True).distinct().order_by())
     days.update(
         ProviderCall.objects.annotate(local_day=TruncDate("started_at", tzinfo=timezone.get_current_timezone()))
@@ -489,12 +495,12 @@ def rollups_rebuild(
     else:
         DailySessionRollup.objects.exclude(day__in=days).delete()
         DailyProviderRollup.objects.exclude(day__in=days).delete()
+    top = ProviderCall.objects.aggregate(top=Max("pk"))["top"] or 0
     for day in sorted(days):
         rollup_day(day)
         if progress is not None:
             progress(1)
-    now = timezone.now()
-    state = RollupState.objects.order_by("pk").first() or RollupState.objects.create()
-    top = ProviderCall.objects.aggregate(top=Max("pk"))["top"] or 0
-    RollupState.objects.filter(pk=state.pk).update(analytics_seen_at=now, last_call_id=top)
+    if start is None and end is None:
+        state = RollupState.objects.order_by("pk").first() or RollupState.objects.create()
+        RollupState.objects.filter(pk=state.pk).update(analytics_seen_at=started, last_call_id=top)
     return sorted(days)
