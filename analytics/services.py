@@ -210,6 +210,9 @@ def stale_sessions(*, now: datetime, grace: timedelta, idle: timedelta) -> Any:
     newer_feedback = Feedback.objects.filter(session=OuterRef("pk"), updated_at__gt=row_time, updated_at__lt=cutoff)
     newer_rating = SessionRating.objects.filter(session=OuterRef("pk"), updated_at__gt=row_time, updated_at__lt=cutoff)
     newer_event = ChatEvent.objects.filter(session=OuterRef("pk"), created_at__gt=row_time, created_at__lt=cutoff)
+    # A reply that ended after the row while `last_seq` already covered it: completed by a process
+    # that died before its checkpoint, or marked interrupted by this very pass (at `now`: hence lte).
+    newer_end = ChatMessage.objects.filter(session=OuterRef("pk"), finished_at__gt=row_time, finished_at__lte=cutoff)
     return ChatSession.objects.filter(
         Q(analytics__isnull=True, last_seq__gt=0, last_seen_at__lt=cutoff)
         | Q(analytics__last_seq__lt=F("last_seq"), last_seen_at__lt=cutoff)
@@ -218,6 +221,7 @@ def stale_sessions(*, now: datetime, grace: timedelta, idle: timedelta) -> Any:
         | Q(Exists(newer_feedback))
         | Q(Exists(newer_rating))
         | Q(Exists(newer_event))
+        | Q(Exists(newer_end))
     ).values_list("pk", flat=True)
 
 

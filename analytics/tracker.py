@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -64,9 +65,9 @@ class AnalyticsTracker:
     @classmethod
     async def open(cls, *, session_pk: int, started_at: Any, user_type: str, created: bool) -> AnalyticsTracker:
         """A tracker for a session just opened; a resumed one starts from its stored rows."""
+        recovery.ensure_running()  # also with the tracker off: then the sweep alone fills analytics
         if not settings.ANALYTICS_TRACKER:
             return cls(session_pk=session_pk, stats=None)
-        recovery.ensure_running()
         stats: SessionStats | None
         try:
             if created:
@@ -105,7 +106,7 @@ class AnalyticsTracker:
     def feedback(self, *, message_id: str, rating: str) -> None:
         """Thumbs up/down on a reply."""
         if self.stats is not None:
-            self._observe(lambda s: s.observe_feedback(message_id=message_id, rating=rating))
+            self._observe(lambda s: s.observe_feedback(message_id=str(uuid.UUID(message_id)), rating=rating))
 
     def rating(self, *, score: int, resolved: bool | None) -> None:
         """The end-of-chat survey."""

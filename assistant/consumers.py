@@ -326,20 +326,26 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def handle_rating(self, frame: dict[str, Any]) -> None:
         """Store the end-of-chat survey."""
-        assert self.session is not None
+        assert self.session is not None and self.group is not None
         await _session_rate(
             session=self.session, score=frame["score"], resolved=frame.get("resolved"), comment=frame.get("comment", "")
         )
         await self.send_frame({"type": "rating.ack"})
         if self.tracker is not None:
             self.tracker.rating(score=frame["score"], resolved=frame.get("resolved"))
+        # For the other tabs' trackers (never sent to clients), so that their checkpoints keep it.
+        tracked = {"type": "_rating", "score": frame["score"], "resolved": frame.get("resolved"), "_others": True}
+        await publish(self.group, [tracked], origin=self.channel_name)
 
     async def handle_event(self, frame: dict[str, Any]) -> None:
         """Record a visitor action (no reply frame: events are fire-and-forget for the widget)."""
-        assert self.session is not None
+        assert self.session is not None and self.group is not None
         await _event_record(session=self.session, name=frame["name"], data=frame.get("data") or {})
         if self.tracker is not None:
             self.tracker.event(name=frame["name"])
+        await publish(
+            self.group, [{"type": "_event", "name": frame["name"], "_others": True}], origin=self.channel_name
+        )
 
     async def handle_end(self, frame: dict[str, Any]) -> None:
         """Close the session; every tab gets `ended`."""
@@ -363,6 +369,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             kind = frame["type"]
             if self.tracker is not None:
                 self._track(frame)
+            if kind.startswith("_"):
+                continue  # for the trackers only
             if kind == "reply.start":
                 self.streams.setdefault(frame["seq"], 0)
             elif kind == "reply.delta":
@@ -403,6 +411,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.tracker.feedback(message_id=frame["message_id"], rating=frame["rating"])
         elif kind == "ended":
             self.tracker.ended()
+        elif kind == "_rating":
+            self.tracker.rating(score=frame["score"], resolved=frame["resolved"])
+        elif kind == "_event":
+            self.tracker.event(name=frame["name"])
 
     async def _request_snapshot(self, seq: int, buffered: list[Frame]) -> None:
         """Hold this reply's deltas until its generating process sends the text so far."""

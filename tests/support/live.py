@@ -41,6 +41,15 @@ def backend_env() -> dict[str, str]:
 @contextmanager
 def daphne(extra_env: dict[str, str] | None = None, *, log: Path | None = None) -> Iterator[str]:
     """Run `manage.py serve` on a free port; yields its ws:// base URL."""
+    with daphne_process(extra_env, log=log) as (url, _):
+        yield url
+
+
+@contextmanager
+def daphne_process(
+    extra_env: dict[str, str] | None = None, *, log: Path | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Like `daphne`, also yielding the server process (for tests that kill it)."""
     port = free_port()
     env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH"}}
     env.update(backend_env())
@@ -67,7 +76,7 @@ def daphne(extra_env: dict[str, str] | None = None, *, log: Path | None = None) 
             if time.monotonic() > deadline:
                 raise RuntimeError("daphne did not become healthy in 30 s")
             time.sleep(0.1)
-        yield f"ws://127.0.0.1:{port}"
+        yield f"ws://127.0.0.1:{port}", process
     finally:
         process.terminate()
         try:
