@@ -20,7 +20,7 @@ from django.db.models import Count, Exists, F, Max, OuterRef, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from analytics import metrics, pricing
+from analytics import metrics, pricing, sql
 from analytics.models import ChatAnalytics, DailyProviderRollup, DailySessionRollup, RollupState
 from analytics.session_stats import SessionStats
 from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, ProviderCall, SessionRating
@@ -29,7 +29,7 @@ from assistant.services import replies_interrupt_orphaned
 logger = logging.getLogger(__name__)
 
 #: Rows written after a refresh started but committed later are caught by re-reading this much.
-ROLLUP_OVERLAP = timedelta(minutes=5)
+ROLLUP_OVERLAP = timedelta(seconds=30)
 ROLLUP_CALL_ID_OVERLAP = 10_000
 _ROW_FIELDS = [f.name for f in ChatAnalytics._meta.concrete_fields if f.name not in {"id", "session", "created_at"}]
 
@@ -152,8 +152,18 @@ def session_analytics_save(*, stats: SessionStats, now: datetime | None = None) 
 
 
 def session_analytics_write(*, session_pk: int, fields: dict[str, Any], now: datetime | None = None) -> None:
-    """Write a row computed elsewhere (the tracker computes it on its loop, then hands it over)."""
-    _write_rows([(session_pk, fields)], now=now or timezone.now())
+    """Write a row computed elsewhere (the tracker computes it on its loop, then hands it over).
+
+    One hand-written upsert (`analytics.sql`): this runs once per session or so, on the chat
+    server. A session deleted meanwhile (by retention) is skipped.
+    """
+    if fields["last_seq"] <= 0:
+        return  # no message yet: not a conversation
+    try:
+        sql.upsert(session_pk=session_pk, fields=fields, now=now or timezone.now())  # one statement: atomic
+    except IntegrityError:
+        if ChatSession.objects.filter(pk=session_pk).exists():
+            raise
 
 
 def _write_rows(rows_in: Iterable[tuple[int, dict[str, Any]]], *, now: datetime) -> int:

@@ -6,9 +6,10 @@ events, end of chat); the tracker folds it into a `SessionStats` in memory and w
 * as a checkpoint, at most `ANALYTICS_CHECKPOINT_SECONDS` after the first unsaved change or
   after `ANALYTICS_CHECKPOINT_MESSAGES` messages, whichever comes first, so a killed process
   loses at most that window (recovery rebuilds the rest from the message table);
-* on `end`, and when the connection closes (after the reply it started, if one is still being
-  generated), by rebuilding from the stored rows: that final write also folds in what another
-  tab of the same session did in another process.
+* on `end`, and when the connection closes. Every tab's tracker sees the whole session (other
+  tabs' messages, replies, thumbs, ratings and events reach it as frames), so its memory is the
+  row; only a reply still being generated when the connection closes is folded in by
+  rebuilding the row from the stored rows once that reply is stored.
 
 Writes run as background tasks; nothing here raises into the chat path. An analytics failure is
 logged and the conversation goes on.
@@ -119,13 +120,20 @@ class AnalyticsTracker:
             self._observe(lambda s: s.observe_event(name=name))
 
     def ended(self) -> None:
-        """The visitor ended the session: write the final numbers now."""
+        """The visitor ended the session: write the numbers now."""
         if self.stats is not None:
             self._observe(lambda s: s.observe_end())
-            self._final()
+            self._checkpoint()
 
     def close(self, *, after: asyncio.Task[Any] | None = None) -> None:
-        """The connection closed: write the final numbers (after `after`, the reply in flight)."""
+        """The connection closed: write what is unsaved (or, with a reply in flight, rebuild after it).
+
+        This tracker saw everything its session did while it was connected (other tabs' frames
+        included), so its memory is the row, and closing costs one upsert, or nothing when the
+        last checkpoint is current. A reply still being generated ends after this connection
+        has left the session's group, unseen: then the row is rebuilt from the database once
+        it is stored.
+        """
         if self.stats is None or self.closed:
             return
         self.closed = True
@@ -133,9 +141,9 @@ class AnalyticsTracker:
             self.timer.cancel()
             self.timer = None
         if after is not None and not after.done():
-            after.add_done_callback(lambda _: self._final())
+            after.add_done_callback(lambda _: self._final_rebuild())
         else:
-            self._final()
+            self._checkpoint()
 
     # --- writing ---------------------------------------------------------------------------
     def _observe(self, change: Any, *, message: bool = False) -> None:
@@ -174,17 +182,23 @@ class AnalyticsTracker:
 
     async def _write(self) -> None:
         assert self.stats is not None
-        try:
-            fields = self.stats.row(timezone.now())
-            self.unsaved, self.unsaved_messages = False, 0
-            await _write(session_pk=self.session_pk, fields=fields)
-        except Exception:
-            self.unsaved = True
-            logger.exception("Analytics: checkpoint of session %s failed; recovery will rebuild it", self.session_pk)
+        while True:
+            try:
+                fields = self.stats.row(timezone.now())
+                self.unsaved, self.unsaved_messages = False, 0
+                await _write(session_pk=self.session_pk, fields=fields)
+            except Exception:
+                self.unsaved = True
+                logger.exception(
+                    "Analytics: checkpoint of session %s failed; recovery will rebuild it", self.session_pk
+                )
+                break
+            if not (self.unsaved and self.closed):
+                break  # changes that came in after the connection closed are written at once
         if self.unsaved and not self.closed and self.timer is None:
             self.timer = asyncio.get_running_loop().call_later(settings.ANALYTICS_CHECKPOINT_SECONDS, self._checkpoint)
 
-    def _final(self) -> None:
+    def _final_rebuild(self) -> None:
         if self.stats is not None and self.stats.last_seq == 0 and not self.stats.closed:
             return  # no message yet: not a conversation, nothing to write
         try:
