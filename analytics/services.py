@@ -151,19 +151,23 @@ def session_analytics_save(*, stats: SessionStats, now: datetime | None = None) 
     _write_rows([(stats.session_pk, stats.row(now))], now=now)
 
 
-def session_analytics_write(*, session_pk: int, fields: dict[str, Any], now: datetime | None = None) -> None:
-    """Write a row computed elsewhere (the tracker computes it on its loop, then hands it over).
+def session_analytics_write(*, rows: dict[int, dict[str, Any]], now: datetime | None = None) -> None:
+    """Write rows computed elsewhere (the trackers compute them on their loop, then hand them over).
 
-    One hand-written upsert (`analytics.sql`): this runs once per session or so, on the chat
-    server. A session deleted meanwhile (by retention) is skipped.
+    Hand-written multi-row upserts (`analytics.sql`). Rows of sessions with no message yet are
+    not written (not conversations); sessions deleted meanwhile (by retention) are skipped.
     """
-    if fields["last_seq"] <= 0:
-        return  # no message yet: not a conversation
+    now = now or timezone.now()
+    rows = {pk: fields for pk, fields in rows.items() if fields["last_seq"] > 0}
+    if not rows:
+        return
     try:
-        sql.upsert(session_pk=session_pk, fields=fields, now=now or timezone.now())  # one statement: atomic
+        with transaction.atomic():
+            sql.upsert(rows=rows, now=now)
     except IntegrityError:
-        if ChatSession.objects.filter(pk=session_pk).exists():
-            raise
+        existing = set(ChatSession.objects.filter(pk__in=list(rows)).values_list("pk", flat=True))
+        with transaction.atomic():
+            sql.upsert(rows={pk: fields for pk, fields in rows.items() if pk in existing}, now=now)
 
 
 def _write_rows(rows_in: Iterable[tuple[int, dict[str, Any]]], *, now: datetime) -> int:

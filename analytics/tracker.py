@@ -18,6 +18,7 @@ logged and the conversation goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -37,6 +38,9 @@ _write = database_sync_to_async(services.session_analytics_write)
 _rebuild = database_sync_to_async(services.session_analytics_rebuild)
 _tasks: set[asyncio.Task[None]] = set()
 
+#: How long the process-wide writer gathers rows before writing them in one statement.
+BATCH_S = 0.5
+
 
 def _spawn(coro: Any, name: str) -> None:
     task = asyncio.get_running_loop().create_task(coro, name=name)
@@ -44,10 +48,63 @@ def _spawn(coro: Any, name: str) -> None:
     task.add_done_callback(_tasks.discard)
 
 
+class Writer:
+    """Writes the rows of every tracker of one event loop together, at most every `BATCH_S`.
+
+    A write costs a thread hop and a statement; gathering the checkpoints and closing writes
+    of all sessions into one multi-row upsert keeps analytics off the chat's CPU budget.
+    """
+
+    def __init__(self) -> None:
+        self.pending: dict[int, tuple[dict[str, Any], AnalyticsTracker]] = {}
+        self.task: asyncio.Task[None] | None = None
+        self.now = asyncio.Event()
+
+    def submit(self, tracker: AnalyticsTracker, fields: dict[str, Any]) -> None:
+        """Queue a session's row (replacing one already queued for it)."""
+        self.pending[tracker.session_pk] = (fields, tracker)
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run(), name="analytics-writer")
+            _tasks.add(self.task)
+            self.task.add_done_callback(_tasks.discard)
+
+    async def _run(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.now.wait(), BATCH_S)
+        while self.pending:
+            batch, self.pending = self.pending, {}
+            try:
+                await _write(rows={pk: fields for pk, (fields, _) in batch.items()})
+            except Exception:
+                logger.exception(
+                    "Analytics: checkpoint of %d session(s) failed; recovery will rebuild them", len(batch)
+                )
+                for _, tracker in batch.values():
+                    tracker.write_failed()
+
+
+_writers: dict[asyncio.AbstractEventLoop, Writer] = {}
+
+
+def _writer() -> Writer:
+    loop = asyncio.get_running_loop()
+    writer = _writers.get(loop)
+    if writer is None:
+        for old in [key for key in _writers if key.is_closed()]:
+            del _writers[old]
+        writer = _writers[loop] = Writer()
+    return writer
+
+
 async def drain() -> None:
-    """Wait for analytics writes in flight (tests and shutdown)."""
+    """Write everything queued now and wait for analytics writes in flight (tests and shutdown)."""
+    writer = _writers.get(asyncio.get_running_loop())
+    if writer is not None:
+        writer.now.set()
     while _tasks:
         await asyncio.gather(*list(_tasks), return_exceptions=True)
+    if writer is not None:
+        writer.now.clear()
 
 
 class AnalyticsTracker:
@@ -60,7 +117,6 @@ class AnalyticsTracker:
         self.unsaved = False
         self.first_unsaved_at = 0.0
         self.timer: asyncio.TimerHandle | None = None
-        self.flushing: asyncio.Task[None] | None = None
         self.closed = False
 
     @classmethod
@@ -170,32 +226,23 @@ class AnalyticsTracker:
             self.timer = loop.call_later(settings.ANALYTICS_CHECKPOINT_SECONDS, self._checkpoint)
 
     def _checkpoint(self) -> None:
-        """Write the in-memory numbers (unless a write is in flight: it re-checks when done)."""
+        """Hand the in-memory numbers to this loop's writer."""
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if self.stats is None or not self.unsaved or (self.flushing is not None and not self.flushing.done()):
+        if self.stats is None or not self.unsaved:
             return
-        self.flushing = asyncio.get_running_loop().create_task(self._write(), name=f"analytics-{self.session_pk}")
-        _tasks.add(self.flushing)
-        self.flushing.add_done_callback(_tasks.discard)
+        try:
+            fields = self.stats.row(timezone.now())
+            self.unsaved, self.unsaved_messages = False, 0
+            _writer().submit(self, fields)
+        except Exception:
+            logger.exception("Analytics: checkpoint of session %s failed; recovery will rebuild it", self.session_pk)
 
-    async def _write(self) -> None:
-        assert self.stats is not None
-        while True:
-            try:
-                fields = self.stats.row(timezone.now())
-                self.unsaved, self.unsaved_messages = False, 0
-                await _write(session_pk=self.session_pk, fields=fields)
-            except Exception:
-                self.unsaved = True
-                logger.exception(
-                    "Analytics: checkpoint of session %s failed; recovery will rebuild it", self.session_pk
-                )
-                break
-            if not (self.unsaved and self.closed):
-                break  # changes that came in after the connection closed are written at once
-        if self.unsaved and not self.closed and self.timer is None:
+    def write_failed(self) -> None:
+        """The writer could not store this session's row: try again at the next checkpoint."""
+        self.unsaved = True
+        if not self.closed and self.timer is None:
             self.timer = asyncio.get_running_loop().call_later(settings.ANALYTICS_CHECKPOINT_SECONDS, self._checkpoint)
 
     def _final_rebuild(self) -> None:
@@ -207,8 +254,6 @@ class AnalyticsTracker:
             logger.warning("Analytics: no event loop for the final write of session %s", self.session_pk)
 
     async def _rebuild(self) -> None:
-        if self.flushing is not None and not self.flushing.done():
-            await asyncio.gather(self.flushing, return_exceptions=True)
         try:
             await _rebuild(session_pk=self.session_pk)
             self.unsaved, self.unsaved_messages = False, 0
