@@ -18,13 +18,13 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from analytics import metrics
 from analytics.metrics import METRICS, Totals
 from analytics.models import ChatAnalytics, DailyProviderRollup, DailySessionRollup
-from assistant.models import ChatSession
+from assistant.models import ChatEvent, ChatSession, Feedback, ProviderCall, SessionRating
 
 WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 SESSION_ROLLUP_FIELDS = [
@@ -264,3 +264,212 @@ def session_analytics(session_pk: int) -> ChatAnalytics | None:
 
 def _r(value: float | None) -> float | None:
     return None if value is None else round(value, 2)
+
+
+# --- Dashboard reads ------------------------------------------------------------------------
+def feature_usage(period: Period, filters: Filters = Filters()) -> dict[str, Any]:
+    """AI calls, tokens and cost per feature (chat replies, titles), and widget actions by name."""
+    features: dict[str, dict[str, Any]] = {}
+    for row in models_usage(period, filters):
+        item = features.setdefault(
+            row["feature"],
+            {"feature": row["feature"], "calls": 0, "input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0,
+             "price_unknown_calls": 0},
+        )  # fmt: skip
+        for name in ("calls", "input_tokens", "output_tokens", "price_unknown_calls"):
+            item[name] += row[name]
+        item["cost_usd"] = round(item["cost_usd"] + (row["cost_usd"] or 0.0), 6)
+    start, end = _bounds(period)
+    events = ChatEvent.objects.filter(created_at__gte=start, created_at__lt=end)
+    if filters.user_type:
+        events = events.filter(session__user_type=filters.user_type)
+    actions = {row["name"]: row["n"] for row in events.values("name").annotate(n=Count("pk")).order_by()}
+    return {
+        "ai_features": [features[key] for key in sorted(features)],
+        "actions": [{"name": name, "count": count} for name, count in metrics.top(actions, len(actions))],
+    }
+
+
+def cost_trend(period: Period, filters: Filters = Filters()) -> dict[str, Any]:
+    """AI cost and tokens per day, and per provider and model, for the period."""
+    daily = [
+        {
+            "date": day["date"],
+            "cost_usd": day["cost_usd"],
+            "tokens": day["tokens"],
+            "price_unknown_calls": day["price_unknown_calls"],
+            "sessions": day["sessions"],
+            "cost_per_session": day["cost_per_session"],
+        }
+        for day in daily_series(period, filters)
+    ]
+    return {"daily": daily, "providers": providers(period, filters), "models": models_usage(period, filters)}
+
+
+def _bounds(period: Period) -> tuple[datetime, datetime]:
+    zone = timezone.get_current_timezone()
+    start = datetime.combine(period.start, datetime.min.time(), tzinfo=zone)
+    end = datetime.combine(period.end + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+    return start, end
+
+
+SESSION_ROW_FIELDS = (
+    "session__public_id",
+    "session__title",
+    "session__status",
+    "user_type",
+    "started_at",
+    "last_activity_at",
+    "total_messages",
+    "engagement_score",
+    "resolution",
+    "escalated_to_human",
+    "topics_discussed",
+    "satisfaction_rating",
+    "provider",
+    "avg_response_time_ms",
+)
+
+
+def _session_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "session_id": str(row["session__public_id"]),
+        "title": row["session__title"],
+        "status": row["session__status"],
+        "user_type": row["user_type"],
+        "started_at": row["started_at"].isoformat(),
+        "last_activity_at": row["last_activity_at"].isoformat(),
+        "messages": row["total_messages"],
+        "engagement_score": row["engagement_score"],
+        "resolution": row["resolution"],
+        "escalated": row["escalated_to_human"],
+        "topics": row["topics_discussed"][:5],
+        "rating": row["satisfaction_rating"],
+        "provider": row["provider"],
+        "avg_response_time_ms": row["avg_response_time_ms"],
+    }
+
+
+def _sessions_in(period: Period, filters: Filters) -> QuerySet[ChatAnalytics]:
+    rows = ChatAnalytics.objects.filter(day__gte=period.start, day__lte=period.end)
+    if filters.user_type:
+        rows = rows.filter(user_type=filters.user_type)
+    if filters.provider:
+        rows = rows.filter(provider=filters.provider)
+    return rows
+
+
+def tables(period: Period, filters: Filters = Filters(), *, limit: int = 20) -> dict[str, Any]:
+    """The dashboard's tables: recent sessions, most active, last feedback, unresolved and escalated."""
+    rows = _sessions_in(period, filters)
+    recent = rows.order_by("-started_at").values(*SESSION_ROW_FIELDS)[:limit]
+    active = rows.order_by("-total_messages", "-started_at").values(*SESSION_ROW_FIELDS)[:5]
+    attention = (
+        rows.filter(Q(resolution=ChatAnalytics.Resolution.UNRESOLVED) | Q(escalated_to_human=True))
+        .order_by("-last_activity_at")
+        .values(*SESSION_ROW_FIELDS)[:limit]
+    )
+    start, end = _bounds(period)
+    feedback = Feedback.objects.filter(updated_at__gte=start, updated_at__lt=end)
+    if filters.user_type:
+        feedback = feedback.filter(session__user_type=filters.user_type)
+    if filters.provider:
+        feedback = feedback.filter(message__provider=filters.provider)
+    last_feedback = [
+        {
+            "session_id": str(item["session__public_id"]),
+            "message_id": str(item["message__public_id"]),
+            "rating": item["rating"],
+            "reason": item["reason"],
+            "comment": item["comment"],
+            "reply": item["message__text"][:200],
+            "provider": item["message__provider"],
+            "at": item["updated_at"].isoformat(),
+        }
+        for item in feedback.order_by("-updated_at").values(
+            "session__public_id", "message__public_id", "rating", "reason", "comment", "message__text",
+            "message__provider", "updated_at",
+        )[:20]
+    ]  # fmt: skip
+    return {
+        "recent_sessions": [_session_row(row) for row in recent],
+        "most_active": [_session_row(row) for row in active],
+        "last_feedback": last_feedback,
+        "attention": [_session_row(row) for row in attention],
+    }
+
+
+def snapshot(period: Period, filters: Filters = Filters(), *, now: datetime | None = None) -> dict[str, Any]:
+    """The dashboard's headline numbers now: live sessions plus the period's summary."""
+    now = now or timezone.now()
+    data = summary(period, filters)
+    values = data["metrics"]
+    data.update(
+        {
+            "timestamp": now.isoformat(),
+            "active_sessions": live_sessions(now),
+            "avg_response_time": values["avg_response_time_ms"],
+            "avg_satisfaction": values["avg_rating"],
+            "satisfaction_rate": values["satisfaction_rate"],
+        }
+    )
+    return data
+
+
+def transcript(session_id: Any) -> dict[str, Any] | None:
+    """A session's messages with provider, timing and feedback, and its analytics row."""
+    session = ChatSession.objects.filter(public_id=session_id).first()
+    if session is None:
+        return None
+    feedback = {item.message_id: item for item in Feedback.objects.filter(session=session)}
+    calls: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for call in ProviderCall.objects.filter(session=session).order_by("started_at", "pk"):
+        if call.message_id is not None:
+            calls[call.message_id].append(
+                {"provider": call.provider, "model": call.model, "attempt": call.attempt, "outcome": call.outcome,
+                 "latency_ms": call.latency_ms, "error_kind": call.error_kind, "fallback_from": call.fallback_from}
+            )  # fmt: skip
+    messages = []
+    for message in session.messages.order_by("seq"):
+        item = feedback.get(message.pk)
+        messages.append(
+            {
+                "seq": message.seq,
+                "message_id": str(message.public_id),
+                "role": message.role,
+                "text": message.text,
+                "status": message.status,
+                "provider": message.provider,
+                "model": message.model,
+                "ttft_ms": message.ttft_ms,
+                "duration_ms": message.duration_ms,
+                "cached": message.cached,
+                "error": message.error_code,
+                "sources": message.knowledge_sections,
+                "created_at": message.created_at.isoformat(),
+                "feedback": {"rating": item.rating, "reason": item.reason, "comment": item.comment} if item else None,
+                "calls": calls.get(message.pk, []),
+            }
+        )
+    row = ChatAnalytics.objects.filter(session=session).values().first()
+    rating = SessionRating.objects.filter(session=session).values("score", "resolved", "comment").first()
+    analytics = None
+    if row is not None:
+        analytics = {
+            key: (value.isoformat() if hasattr(value, "isoformat") else value)
+            for key, value in row.items()
+            if key not in {"id", "session_id", "response_times_ms", "ttfts_ms"}
+        }
+    return {
+        "session_id": str(session.public_id),
+        "title": session.title,
+        "status": session.status,
+        "user_type": session.user_type,
+        "page_url": session.page_url,
+        "created_at": session.created_at.isoformat(),
+        "live": session.status == ChatSession.Status.ACTIVE
+        and session.last_seen_at >= timezone.now() - timedelta(seconds=settings.LIVE_SESSION_WINDOW_S),
+        "messages": messages,
+        "rating": rating,
+        "analytics": analytics,
+    }

@@ -28,7 +28,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-from analytics import recovery, services
+from analytics import live, recovery, services
 from analytics.session_stats import SessionStats
 
 logger = logging.getLogger(__name__)
@@ -110,8 +110,9 @@ async def drain() -> None:
 class AnalyticsTracker:
     """Accumulates one session's numbers for one connection and checkpoints them."""
 
-    def __init__(self, *, session_pk: int, stats: SessionStats | None) -> None:
+    def __init__(self, *, session_pk: int, public_id: str, stats: SessionStats | None) -> None:
         self.session_pk = session_pk
+        self.public_id = public_id
         self.stats = stats
         self.unsaved_messages = 0
         self.unsaved = False
@@ -120,11 +121,13 @@ class AnalyticsTracker:
         self.closed = False
 
     @classmethod
-    async def open(cls, *, session_pk: int, started_at: Any, user_type: str, created: bool) -> AnalyticsTracker:
+    async def open(
+        cls, *, session_pk: int, public_id: str, started_at: Any, user_type: str, created: bool
+    ) -> AnalyticsTracker:
         """A tracker for a session just opened; a resumed one starts from its stored rows."""
         recovery.ensure_running()  # also with the tracker off: then the sweep alone fills analytics
         if not settings.ANALYTICS_TRACKER:
-            return cls(session_pk=session_pk, stats=None)
+            return cls(session_pk=session_pk, public_id=public_id, stats=None)
         stats: SessionStats | None
         try:
             if created:
@@ -134,16 +137,25 @@ class AnalyticsTracker:
         except Exception:
             logger.exception("Analytics: could not load session %s; tracking it from now on", session_pk)
             stats = SessionStats(session_pk=session_pk, started_at=started_at, user_type=user_type)
-        return cls(session_pk=session_pk, stats=stats)
+        return cls(session_pk=session_pk, public_id=public_id, stats=stats)
 
     # --- observations (called by the consumer; never raise) ------------------------------
-    def user_message(self, *, seq: int, text: str) -> None:
+    # `live=True` also tells staff dashboards (analytics.live); the consumer passes it only for
+    # what its own connection caused, so that several tabs of a session announce things once.
+    def user_message(self, *, seq: int, text: str, live: bool = False) -> None:
         """A visitor message was stored (this tab's or another tab's)."""
+        if live:
+            self._live({"type": "message", "role": "user", "seq": seq, "first": seq == 1})
         if self.stats is not None:
             self._observe(lambda s: s.observe_user_message(seq=seq, text=text), message=True)
 
-    def reply_end(self, frame: dict[str, Any]) -> None:
+    def reply_end(self, frame: dict[str, Any], *, live: bool = False) -> None:
         """A reply reached its final status (`reply.end` frame, with the internal counts)."""
+        if live:
+            event = {key: frame.get(key) for key in ("seq", "status", "provider", "ttft_ms", "duration_ms", "cached")}
+            self._live({"type": "message", "role": "assistant", **event})
+            if frame.get("_failovers"):
+                self._live({"type": "failover", "count": frame["_failovers"], "provider": frame.get("provider")})
         if self.stats is not None:
             self._observe(
                 lambda s: s.observe_reply(
@@ -160,13 +172,17 @@ class AnalyticsTracker:
                 message=True,
             )
 
-    def feedback(self, *, message_id: str, rating: str) -> None:
+    def feedback(self, *, message_id: str, rating: str, live: bool = False) -> None:
         """Thumbs up/down on a reply."""
+        if live:
+            self._live({"type": "feedback", "rating": rating})
         if self.stats is not None:
             self._observe(lambda s: s.observe_feedback(message_id=str(uuid.UUID(message_id)), rating=rating))
 
-    def rating(self, *, score: int, resolved: bool | None) -> None:
+    def rating(self, *, score: int, resolved: bool | None, live: bool = False) -> None:
         """The end-of-chat survey."""
+        if live:
+            self._live({"type": "rating", "score": score, "resolved": resolved})
         if self.stats is not None:
             self._observe(lambda s: s.observe_rating(score=score, resolved=resolved))
 
@@ -175,11 +191,17 @@ class AnalyticsTracker:
         if self.stats is not None:
             self._observe(lambda s: s.observe_event(name=name))
 
-    def ended(self) -> None:
+    def ended(self, *, live: bool = False) -> None:
         """The visitor ended the session: write the numbers now."""
+        if live:
+            self._live({"type": "session.end"})
         if self.stats is not None:
             self._observe(lambda s: s.observe_end())
             self._checkpoint()
+
+    def _live(self, event: dict[str, Any]) -> None:
+        event["session_id"] = self.public_id
+        live.publish(event)
 
     def close(self, *, after: asyncio.Task[Any] | None = None) -> None:
         """The connection closed: write what is unsaved (or, with a reply in flight, rebuild after it).

@@ -202,6 +202,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.group = session_group(opened.session.public_id)
         self.tracker = await AnalyticsTracker.open(
             session_pk=opened.session.pk,
+            public_id=str(opened.session.public_id),
             started_at=opened.session.created_at,
             user_type=opened.session.user_type,
             created=opened.token is not None,
@@ -268,7 +269,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if turn.duplicate or turn.assistant_message is None:
             return
         if self.tracker is not None:
-            self.tracker.user_message(seq=user.seq, text=text)
+            self.tracker.user_message(seq=user.seq, text=text, live=True)
         announce = {"type": "message", **history_message(user), "_others": True}
         self.streams[turn.assistant_message.seq] = 0
         registry.start(
@@ -321,7 +322,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         ack = {"type": "feedback.ack", "message_id": frame["message_id"], "rating": feedback.rating}
         await self.send_frame(ack)
         if self.tracker is not None:
-            self.tracker.feedback(message_id=frame["message_id"], rating=feedback.rating)
+            self.tracker.feedback(message_id=frame["message_id"], rating=feedback.rating, live=True)
         await publish(self.group, [dict(ack, _others=True)], origin=self.channel_name)
 
     async def handle_rating(self, frame: dict[str, Any]) -> None:
@@ -332,7 +333,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         await self.send_frame({"type": "rating.ack"})
         if self.tracker is not None:
-            self.tracker.rating(score=frame["score"], resolved=frame.get("resolved"))
+            self.tracker.rating(score=frame["score"], resolved=frame.get("resolved"), live=True)
         # For the other tabs' trackers (never sent to clients), so that their checkpoints keep it.
         tracked = {"type": "_rating", "score": frame["score"], "resolved": frame.get("resolved"), "_others": True}
         await publish(self.group, [tracked], origin=self.channel_name)
@@ -351,7 +352,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Close the session; every tab gets `ended`."""
         assert self.session is not None and self.group is not None
         await _session_end(session=self.session)
-        await publish(self.group, [{"type": "ended"}])
+        await publish(self.group, [{"type": "ended", "_by": self.channel_name}])
 
     async def handle_ping(self, frame: dict[str, Any]) -> None:
         """Keep-alive."""
@@ -368,7 +369,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 continue
             kind = frame["type"]
             if self.tracker is not None:
-                self._track(frame)
+                self._track(frame, from_self=from_self)
             if kind.startswith("_"):
                 continue  # for the trackers only
             if kind == "reply.start":
@@ -399,18 +400,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for frame in buffered:
             await self._send_delta(seq, frame["_offset"], frame["text"])
 
-    def _track(self, frame: Frame) -> None:
+    def _track(self, frame: Frame, *, from_self: bool) -> None:
         """Tell the tracker about session-wide frames (every tab's tracker sees each once)."""
         assert self.tracker is not None
         kind = frame["type"]
         if kind == "reply.end":
-            self.tracker.reply_end(frame)
+            self.tracker.reply_end(frame, live=from_self)
         elif kind == "message" and frame.get("role") == ChatMessage.Role.USER:
             self.tracker.user_message(seq=frame["seq"], text=frame["text"])
         elif kind == "feedback.ack":
             self.tracker.feedback(message_id=frame["message_id"], rating=frame["rating"])
         elif kind == "ended":
-            self.tracker.ended()
+            self.tracker.ended(live=frame.get("_by") == self.channel_name)
         elif kind == "_rating":
             self.tracker.rating(score=frame["score"], resolved=frame["resolved"])
         elif kind == "_event":

@@ -13,3 +13,8 @@ def session_group(public_id: uuid.UUID | str) -> str:
 def reply_control_group(public_id: uuid.UUID | str) -> str:
     """The reply task of a session (in whichever process runs it) listens here for stop/snapshot."""
     return f"chat.control.{uuid.UUID(str(public_id)).hex}"
+
+
+def analytics_live_group() -> str:
+    """Staff dashboards, in any process, join this group for live session events."""
+    return "analytics.live"

@@ -10,13 +10,15 @@ django_asgi_app = get_asgi_application()  # set up Django before importing consu
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from assistant.routing import websocket_urlpatterns  # noqa: E402
+from analytics.routing import websocket_urlpatterns as analytics_routes  # noqa: E402
+from assistant.routing import websocket_urlpatterns as chat_routes  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # The chat consumer checks Origin itself so it can answer with close code 4403.
-        "websocket": URLRouter(websocket_urlpatterns),
+        # Only the staff route reads the session cookie (AuthMiddlewareStack is on that route).
+        "websocket": URLRouter(chat_routes + analytics_routes),
     }
 )
 

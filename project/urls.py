@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
+    # Before admin.site.urls, whose catch-all would answer these paths with its own 404.
+    path("admin/chat-analytics/", include("analytics.urls")),
     path("admin/", admin.site.urls),
     path("", include("assistant.urls")),
 ]

@@ -1,0 +1,173 @@
+"""Query parameters of the analytics API and exports: parsed strictly, refused precisely.
+
+Every problem is a `ParamError` naming the parameter, which the views turn into a 400 with
+`{"error": ..., "parameter": ...}`. Unknown parameters are refused too, so a typo such as
+`end_dat` is not silently ignored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from django.http import QueryDict
+from django.utils import timezone
+
+from analytics.selectors import Filters, Period
+from assistant.models import ChatMessage, ChatSession
+
+#: Named ranges the dashboard offers; 24h is the last two local days' rollups plus live reads.
+RANGES = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
+DEFAULT_RANGE = "7d"
+MAX_DAYS = 366
+PROVIDERS = ("openai", "anthropic", "gemini", "local")
+
+
+class ParamError(ValueError):
+    """A bad query parameter; `parameter` names it."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+        self.message = message
+
+    def as_dict(self) -> dict[str, str]:
+        """The 400 body."""
+        return {"error": self.message, "parameter": self.parameter}
+
+
+def _one(query: QueryDict, name: str) -> str | None:
+    values = query.getlist(name)
+    if len(values) > 1:
+        raise ParamError(name, f"'{name}' was given {len(values)} times; give it once.")
+    if not values:
+        return None
+    value = values[0].strip()
+    return value or None
+
+
+def _date(query: QueryDict, name: str) -> date | None:
+    value = _one(query, name)
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise ParamError(name, f"'{name}' must be a date like 2026-03-31, got {value[:40]!r}.") from None
+
+
+def _choice(query: QueryDict, name: str, choices: tuple[str, ...]) -> str | None:
+    value = _one(query, name)
+    if value is not None and value not in choices:
+        raise ParamError(name, f"'{name}' must be one of {', '.join(choices)}; got {value[:40]!r}.")
+    return value
+
+
+def _boolean(query: QueryDict, name: str) -> bool | None:
+    value = _one(query, name)
+    if value is None:
+        return None
+    lowered = value.lower()
+    if lowered in {"1", "true", "yes"}:
+        return True
+    if lowered in {"0", "false", "no"}:
+        return False
+    raise ParamError(name, f"'{name}' must be true or false, got {value[:40]!r}.")
+
+
+def _check_known(query: QueryDict, allowed: set[str]) -> None:
+    for name in query:
+        if name not in allowed:
+            raise ParamError(name, f"Unknown parameter '{name[:40]}'; allowed: {', '.join(sorted(allowed))}.")
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodQuery:
+    """A period and the filters of a summary request."""
+
+    period: Period
+    filters: Filters
+    range: str | None
+
+
+PERIOD_PARAMS = {"start_date", "end_date", "range", "user_type", "provider"}
+
+
+def period_query(query: QueryDict, *, extra: set[str] = frozenset()) -> PeriodQuery:  # type: ignore[assignment]
+    """`start_date`/`end_date` (local dates, inclusive) or `range`, plus `user_type` and `provider`.
+
+    With neither, the last 7 days ending today. `end_date` alone means the 7 days ending then;
+    `start_date` alone, from then to today.
+    """
+    _check_known(query, PERIOD_PARAMS | set(extra))
+    start, end = _date(query, "start_date"), _date(query, "end_date")
+    named = _choice(query, "range", tuple(RANGES))
+    if named is not None and (start or end):
+        raise ParamError("range", "Give either 'range' or 'start_date'/'end_date', not both.")
+    today = timezone.localdate()
+    if named is not None:
+        period = Period.ending(today, RANGES[named])
+    elif start is None and end is None:
+        period, named = Period.ending(today, RANGES[DEFAULT_RANGE]), DEFAULT_RANGE
+    else:
+        end = end or today
+        start = start or end - timedelta(days=RANGES[DEFAULT_RANGE] - 1)
+        if start > end:
+            raise ParamError("start_date", f"'start_date' ({start}) is after 'end_date' ({end}).")
+        if (end - start).days + 1 > MAX_DAYS:
+            raise ParamError("start_date", f"The range is {(end - start).days + 1} days; the most is {MAX_DAYS}.")
+        period = Period(start=start, end=end)
+    user_type = _choice(query, "user_type", tuple(ChatSession.UserType.values))
+    provider = _choice(query, "provider", PROVIDERS)
+    return PeriodQuery(period=period, filters=Filters(user_type=user_type, provider=provider), range=named)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportQuery:
+    """Filters of an export."""
+
+    period: Period | None
+    user_type: str | None
+    is_active: bool | None
+    session_id: uuid.UUID | None
+    sender_type: str | None
+    resolved: bool | None
+    format: str
+
+
+EXPORT_PARAMS = {"start_date", "end_date", "user_type", "is_active", "session_id", "sender_type", "resolved", "format"}
+
+
+def export_query(query: QueryDict, *, allowed: set[str]) -> ExportQuery:
+    """The filters an export accepts (`allowed`, a subset of EXPORT_PARAMS); no dates means all time."""
+    _check_known(query, allowed)
+    start, end = _date(query, "start_date"), _date(query, "end_date")
+    period = None
+    if start or end:
+        start, end = start or date(1970, 1, 1), end or timezone.localdate()
+        if start > end:
+            raise ParamError("start_date", f"'start_date' ({start}) is after 'end_date' ({end}).")
+        period = Period(start=start, end=end)
+    session_id = _one(query, "session_id")
+    parsed_session: uuid.UUID | None = None
+    if session_id is not None:
+        try:
+            parsed_session = uuid.UUID(session_id)
+        except ValueError:
+            raise ParamError("session_id", f"'session_id' must be a session UUID, got {session_id[:40]!r}.") from None
+    return ExportQuery(
+        period=period,
+        user_type=_choice(query, "user_type", tuple(ChatSession.UserType.values)),
+        is_active=_boolean(query, "is_active"),
+        session_id=parsed_session,
+        sender_type=_choice(query, "sender_type", tuple(ChatMessage.Role.values)),
+        resolved=_boolean(query, "resolved"),
+        format=_choice(query, "format", ("csv", "jsonl")) or "csv",
+    )
+
+
+def as_dict(value: Any) -> dict[str, Any]:
+    """JSON form of a PeriodQuery, echoed in API answers."""
+    return {"period": value.period.as_dict(), "filters": value.filters.as_dict(), "range": value.range}
