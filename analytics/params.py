@@ -18,7 +18,8 @@ from django.utils import timezone
 from analytics.selectors import Filters, Period
 from assistant.models import ChatMessage, ChatSession
 
-#: Named ranges the dashboard offers; 24h is the last two local days' rollups plus live reads.
+#: Named ranges the dashboard offers: 24h is exactly the last 24 hours, the others whole local days
+#: ending today.
 RANGES = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
 DEFAULT_RANGE = "7d"
 MAX_DAYS = 366
@@ -107,7 +108,9 @@ def period_query(query: QueryDict, *, extra: set[str] = frozenset()) -> PeriodQu
     if named is not None and (start or end):
         raise ParamError("range", "Give either 'range' or 'start_date'/'end_date', not both.")
     today = timezone.localdate()
-    if named is not None:
+    if named == "24h":
+        period = Period.last_hours(24)
+    elif named is not None:
         period = Period.ending(today, RANGES[named])
     elif start is None and end is None:
         period, named = Period.ending(today, RANGES[DEFAULT_RANGE]), DEFAULT_RANGE

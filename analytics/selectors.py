@@ -12,6 +12,7 @@ by user type (provider calls are rolled up per provider and model only).
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -21,7 +22,7 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from analytics import metrics
+from analytics import metrics, rollup
 from analytics.metrics import METRICS, Totals
 from analytics.models import ChatAnalytics, DailyProviderRollup, DailySessionRollup
 from assistant.models import ChatEvent, ChatSession, Feedback, ProviderCall, SessionRating
@@ -39,28 +40,52 @@ PROVIDER_ROLLUP_FIELDS = [
 
 @dataclass(frozen=True, slots=True)
 class Period:
-    """Whole local days from `start` to `end`, inclusive."""
+    """Whole local days from `start` to `end`, inclusive; or, with `window`, exactly those times.
+
+    Day periods read the stored daily rollups. A window (the dashboard's "last 24 hours") is
+    rolled up on the fly from the sessions that started in it and the calls made in it, with
+    the same arithmetic (`analytics.rollup`); `start`/`end` are then the local days it touches.
+    """
 
     start: date
     end: date
+    window: tuple[datetime, datetime] | None = None
 
     @classmethod
     def ending(cls, end: date, days: int) -> Period:
         """The `days` days that end with `end`."""
         return cls(start=end - timedelta(days=days - 1), end=end)
 
+    @classmethod
+    def last_hours(cls, hours: int, now: datetime | None = None) -> Period:
+        """The `hours` hours up to `now`."""
+        now = now or timezone.now()
+        return cls.between(now - timedelta(hours=hours), now)
+
+    @classmethod
+    def between(cls, start: datetime, end: datetime) -> Period:
+        """Exactly `[start, end)`."""
+        return cls(start=timezone.localdate(start), end=timezone.localdate(end), window=(start, end))
+
     @property
     def days(self) -> int:
-        """How many days the period covers."""
+        """How many (local) days the period covers or touches."""
         return (self.end - self.start).days + 1
 
     def previous(self) -> Period:
         """The period of the same length just before this one."""
+        if self.window is not None:
+            start, end = self.window
+            return Period.between(start - (end - start), start)
         return Period.ending(self.start - timedelta(days=1), self.days)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
-        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "days": self.days}
+        data: dict[str, Any] = {"start": self.start.isoformat(), "end": self.end.isoformat(), "days": self.days}
+        if self.window is not None:
+            data["start_time"], data["end_time"] = (moment.isoformat() for moment in self.window)
+            data["hours"] = round((self.window[1] - self.window[0]).total_seconds() / 3600, 2)
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,28 +100,51 @@ class Filters:
         return {"user_type": self.user_type, "provider": self.provider}
 
 
-def _session_rows(period: Period, filters: Filters) -> QuerySet[DailySessionRollup]:
+def _session_rows(period: Period, filters: Filters, *fields: str) -> Iterable[dict[str, Any]]:
+    """The period's session rollup rows as dicts of `fields` (stored, or rolled up for a window)."""
+    if period.window is not None:
+        start, end = period.window
+        sessions = ChatAnalytics.objects.filter(started_at__gte=start, started_at__lt=end)
+        if filters.user_type:
+            sessions = sessions.filter(user_type=filters.user_type)
+        if filters.provider:
+            sessions = sessions.filter(provider=filters.provider)
+        names = fields or SESSION_ROLLUP_FIELDS
+        return [{name: getattr(row, name) for name in names} for row in rollup.session_rows(sessions)]
     rows = DailySessionRollup.objects.filter(day__gte=period.start, day__lte=period.end)
     if filters.user_type:
         rows = rows.filter(user_type=filters.user_type)
     if filters.provider:
         rows = rows.filter(provider=filters.provider)
-    return rows
+    return rows.values(*(fields or SESSION_ROLLUP_FIELDS))
 
 
-def _provider_rows(period: Period, filters: Filters) -> QuerySet[DailyProviderRollup]:
+def _provider_rows(period: Period, filters: Filters) -> Iterable[dict[str, Any]]:
+    """The period's provider rollup rows as dicts (stored, or rolled up for a window)."""
+    if period.window is not None:
+        out = []
+        for day, start, end in rollup.day_parts(*period.window):
+            calls = ProviderCall.objects.filter(started_at__gte=start, started_at__lt=end)
+            if filters.provider:
+                calls = calls.filter(Q(provider=filters.provider) | Q(fallback_from=filters.provider))
+            out += [
+                {name: getattr(row, name) for name in PROVIDER_ROLLUP_FIELDS}
+                for row in rollup.provider_rows(calls, day)
+                if not filters.provider or row.provider == filters.provider
+            ]
+        return out
     rows = DailyProviderRollup.objects.filter(day__gte=period.start, day__lte=period.end)
     if filters.provider:
         rows = rows.filter(provider=filters.provider)
-    return rows
+    return rows.values(*PROVIDER_ROLLUP_FIELDS)
 
 
 def period_totals(period: Period, filters: Filters = Filters()) -> Totals:
     """The sums of a period's rollup rows."""
     totals = Totals()
-    for row in _session_rows(period, filters).values(*SESSION_ROLLUP_FIELDS):
+    for row in _session_rows(period, filters):
         totals.add_session_row(row)
-    for row in _provider_rows(period, filters).values(*PROVIDER_ROLLUP_FIELDS):
+    for row in _provider_rows(period, filters):
         totals.add_provider_row(row)
     return totals
 
@@ -129,7 +177,7 @@ def breakdowns(period: Period, filters: Filters = Filters(), *, limit: int = 10)
     user_types: dict[str, int] = defaultdict(int)
     hours = [0] * 24
     heat = [[0] * 24 for _ in WEEKDAYS]
-    for row in _session_rows(period, filters).values("day", "user_type", "sessions", "topics", "issue_topics", "hours"):
+    for row in _session_rows(period, filters, "day", "user_type", "sessions", "topics", "issue_topics", "hours"):
         for topic, count in row["topics"].items():
             topics[topic] += count
         for topic, count in row["issue_topics"].items():
@@ -157,7 +205,7 @@ def providers(period: Period, filters: Filters = Filters()) -> list[dict[str, An
     """Per provider: calls, success and failover rates, latency, tokens, cost."""
     by_provider: dict[str, Totals] = defaultdict(Totals)
     latency: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    for row in _provider_rows(period, filters).values(*PROVIDER_ROLLUP_FIELDS):
+    for row in _provider_rows(period, filters):
         by_provider[row["provider"]].add_provider_row(row)
         latency[row["provider"]][0] += row["latency_ms_sum"]
         latency[row["provider"]][1] += row["latency_count"]
@@ -188,7 +236,7 @@ def providers(period: Period, filters: Filters = Filters()) -> list[dict[str, An
 def models_usage(period: Period, filters: Filters = Filters()) -> list[dict[str, Any]]:
     """Per provider, model and feature: calls, tokens, cost (or "price unknown")."""
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
-    for row in _provider_rows(period, filters).values(*PROVIDER_ROLLUP_FIELDS):
+    for row in _provider_rows(period, filters):
         if row["calls"] == 0:
             continue  # a failover-only row (the failed provider's model was not recorded)
         key = (row["provider"], row["model"], row["feature"])
@@ -222,9 +270,9 @@ def models_usage(period: Period, filters: Filters = Filters()) -> list[dict[str,
 def daily_series(period: Period, filters: Filters = Filters()) -> list[dict[str, Any]]:
     """Per day of the period: the summary metrics of that day alone (empty days included)."""
     per_day: dict[date, Totals] = defaultdict(Totals)
-    for row in _session_rows(period, filters).values(*SESSION_ROLLUP_FIELDS):
+    for row in _session_rows(period, filters):
         per_day[row["day"]].add_session_row(row)
-    for row in _provider_rows(period, filters).values(*PROVIDER_ROLLUP_FIELDS):
+    for row in _provider_rows(period, filters):
         per_day[row["day"]].add_provider_row(row)
     out = []
     for offset in range(period.days):
@@ -307,6 +355,8 @@ def cost_trend(period: Period, filters: Filters = Filters()) -> dict[str, Any]:
 
 
 def _bounds(period: Period) -> tuple[datetime, datetime]:
+    if period.window is not None:
+        return period.window
     zone = timezone.get_current_timezone()
     start = datetime.combine(period.start, datetime.min.time(), tzinfo=zone)
     end = datetime.combine(period.end + timedelta(days=1), datetime.min.time(), tzinfo=zone)
@@ -351,7 +401,10 @@ def _session_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _sessions_in(period: Period, filters: Filters) -> QuerySet[ChatAnalytics]:
-    rows = ChatAnalytics.objects.filter(day__gte=period.start, day__lte=period.end)
+    if period.window is not None:
+        rows = ChatAnalytics.objects.filter(started_at__gte=period.window[0], started_at__lt=period.window[1])
+    else:
+        rows = ChatAnalytics.objects.filter(day__gte=period.start, day__lte=period.end)
     if filters.user_type:
         rows = rows.filter(user_type=filters.user_type)
     if filters.provider:

@@ -11,16 +11,15 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, Max, OuterRef, Q, Sum
+from django.db.models import Exists, F, Max, OuterRef, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from analytics import metrics, pricing, sql
+from analytics import rollup, sql
 from analytics.models import ChatAnalytics, DailyProviderRollup, DailySessionRollup, RollupState
 from analytics.session_stats import SessionStats
 from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, ProviderCall, SessionRating
@@ -283,18 +282,11 @@ def _rebuild_many(session_pks: list[int], *, now: datetime) -> int:
 
 
 # --- Rollups --------------------------------------------------------------------------------
-def day_bounds(day: date) -> tuple[datetime, datetime]:
-    """The aware datetimes where a local day starts and the next one starts."""
-    zone = timezone.get_current_timezone()
-    start = datetime.combine(day, time.min, tzinfo=zone)
-    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
-    return start, end
-
-
 def rollup_day(day: date) -> None:
     """Recompute both rollups of one local day from `ChatAnalytics` and `ProviderCall`."""
-    session_rows = _session_rollup_rows(day)
-    provider_rows = _provider_rollup_rows(day)
+    start, end = rollup.day_bounds(day)
+    session_rows = rollup.session_rows(ChatAnalytics.objects.filter(day=day))
+    provider_rows = rollup.provider_rows(ProviderCall.objects.filter(started_at__gte=start, started_at__lt=end), day)
     with transaction.atomic():
         _lock_rollups()
         DailySessionRollup.objects.filter(day=day).delete()
@@ -308,156 +300,6 @@ def _lock_rollups() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [0x50617231])
-
-
-def _session_rollup_rows(day: date) -> list[DailySessionRollup]:
-    groups: dict[tuple[str, str], DailySessionRollup] = {}
-    for row in ChatAnalytics.objects.filter(day=day).values(
-        "user_type",
-        "provider",
-        "started_at",
-        "closed",
-        "total_messages",
-        "user_messages",
-        "assistant_messages",
-        "response_times_ms",
-        "ttfts_ms",
-        "cached_replies",
-        "failed_replies",
-        "feedback_up",
-        "feedback_down",
-        "satisfaction_rating",
-        "resolution",
-        "escalated_to_human",
-        "engagement_score",
-        "avg_sentiment",
-        "failovers",
-        "provider_errors",
-        "topics_discussed",
-    ):
-        key = (row["user_type"], row["provider"])
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = DailySessionRollup(
-                day=day, user_type=key[0], provider=key[1], response_hist={}, ttft_hist={}, rating_hist={},
-                topics={}, issue_topics={}, hours=[0] * 24,
-            )  # fmt: skip
-        _add_session(group, row)
-    return list(groups.values())
-
-
-def _add_session(group: DailySessionRollup, row: dict[str, Any]) -> None:
-    group.sessions += 1
-    group.closed_sessions += row["closed"]
-    group.engaged_sessions += metrics.is_engaged(row["user_messages"])
-    group.total_messages += row["total_messages"]
-    group.user_messages += row["user_messages"]
-    group.assistant_messages += row["assistant_messages"]
-    times, ttfts = row["response_times_ms"] or [], row["ttfts_ms"] or []
-    group.replies_timed += len(times)
-    group.response_ms_sum += sum(times)
-    group.response_hist = metrics.merge_histograms([group.response_hist, metrics.histogram(times)])
-    group.ttft_count += len(ttfts)
-    group.ttft_ms_sum += sum(ttfts)
-    group.ttft_hist = metrics.merge_histograms([group.ttft_hist, metrics.histogram(ttfts)])
-    group.cached_replies += row["cached_replies"]
-    group.failed_replies += row["failed_replies"]
-    group.feedback_up += row["feedback_up"]
-    group.feedback_down += row["feedback_down"]
-    group.sessions_with_feedback += bool(row["feedback_up"] or row["feedback_down"])
-    if row["satisfaction_rating"] is not None:
-        group.ratings += 1
-        group.rating_sum += row["satisfaction_rating"]
-        score = str(row["satisfaction_rating"])
-        group.rating_hist[score] = group.rating_hist.get(score, 0) + 1
-    kind = row["resolution"]
-    group.resolved_confirmed += kind == ChatAnalytics.Resolution.CONFIRMED
-    group.resolved_assumed += kind == ChatAnalytics.Resolution.ASSUMED
-    group.unresolved += kind == ChatAnalytics.Resolution.UNRESOLVED
-    group.pending += kind == ChatAnalytics.Resolution.PENDING
-    group.escalated += row["escalated_to_human"]
-    group.engagement_sum += row["engagement_score"]
-    if row["avg_sentiment"] is not None and row["user_messages"]:
-        group.sentiment_sum += row["avg_sentiment"] * row["user_messages"]
-        group.sentiment_count += row["user_messages"]
-    group.failovers += row["failovers"]
-    group.provider_errors += row["provider_errors"]
-    for topic in row["topics_discussed"] or []:
-        group.topics[topic] = group.topics.get(topic, 0) + 1
-        if kind == ChatAnalytics.Resolution.UNRESOLVED:
-            group.issue_topics[topic] = group.issue_topics.get(topic, 0) + 1
-    group.hours[timezone.localtime(row["started_at"]).hour] += 1
-
-
-def _provider_rollup_rows(day: date) -> list[DailyProviderRollup]:
-    start, end = day_bounds(day)
-    calls = ProviderCall.objects.filter(started_at__gte=start, started_at__lt=end)
-    priced = pricing.table()
-    rows: dict[tuple[str, str, str], DailyProviderRollup] = {}
-    tokens = Q(input_tokens__gt=0) | Q(output_tokens__gt=0)
-    for group in (
-        calls.values("feature", "provider", "model")
-        .annotate(
-            n=Count("pk"),
-            n_ok=Count("pk", filter=Q(outcome="ok")),
-            n_error=Count("pk", filter=Q(outcome="error")),
-            n_interrupted=Count("pk", filter=Q(outcome="interrupted")),
-            n_stopped=Count("pk", filter=Q(outcome="stopped")),
-            n_skipped=Count("pk", filter=Q(outcome="skipped")),
-            latency_sum=Sum("latency_ms"),
-            latency_n=Count("latency_ms"),
-            ttft_sum=Sum("ttft_ms"),
-            ttft_n=Count("ttft_ms"),
-            input_sum=Sum("input_tokens"),
-            output_sum=Sum("output_tokens"),
-            cached_sum=Sum("cached_tokens"),
-            estimated=Count("pk", filter=Q(tokens_estimated=True)),
-            billed=Count("pk", filter=tokens),
-        )
-        .order_by()
-    ):
-        input_tokens, output_tokens = group["input_sum"] or 0, group["output_sum"] or 0
-        cached_tokens = group["cached_sum"] or 0
-        price = priced.price(group["provider"], group["model"], day)
-        cost = (
-            metrics.call_cost(
-                input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached_tokens, price=price
-            )
-            if price is not None
-            else Decimal(0)
-        )
-        rows[(group["feature"], group["provider"], group["model"])] = DailyProviderRollup(
-            day=day,
-            feature=group["feature"],
-            provider=group["provider"],
-            model=group["model"],
-            calls=group["n"],
-            ok=group["n_ok"],
-            errors=group["n_error"],
-            interrupted=group["n_interrupted"],
-            stopped=group["n_stopped"],
-            skipped=group["n_skipped"],
-            latency_ms_sum=group["latency_sum"] or 0,
-            latency_count=group["latency_n"],
-            ttft_ms_sum=group["ttft_sum"] or 0,
-            ttft_count=group["ttft_n"],
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            cached_tokens=cached_tokens,
-            estimated_calls=group["estimated"],
-            cost_usd=cost,
-            price_unknown_calls=group["billed"] if price is None else 0,
-        )
-    # A failover is charged to the provider that failed: the call before the one naming it.
-    for group in calls.exclude(fallback_from="").values("feature", "fallback_from").annotate(n=Count("pk")).order_by():
-        key = next(
-            (k for k in rows if k[0] == group["feature"] and k[1] == group["fallback_from"]),
-            (group["feature"], group["fallback_from"], ""),
-        )
-        if key not in rows:
-            rows[key] = DailyProviderRollup(day=day, feature=key[0], provider=key[1], model=key[2])
-        rows[key].failed_over += group["n"]
-    return list(rows.values())
 
 
 def rollups_refresh(*, now: datetime | None = None) -> list[date]:

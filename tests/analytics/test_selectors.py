@@ -129,3 +129,29 @@ def test_per_session_rows_of_the_fixture(week) -> None:
     assert (s3.resolution, s3.unanswered, s3.failed_replies, s3.avg_response_time_ms) == ("unresolved", True, 1, None)
     assert s2.duration_s == 120  # first message 10:00, last activity (feedback) 10:02
     assert s1.avg_sentiment is not None and -1 <= s1.avg_sentiment <= 1
+
+
+@pytest.mark.django_db
+def test_a_window_of_whole_local_days_equals_the_stored_rollups(week) -> None:
+    from analytics.rollup import day_bounds
+
+    start, _ = day_bounds(PERIOD.start)
+    _, end = day_bounds(PERIOD.end)
+    window = selectors.summary(Period.between(start, end))
+    assert window["metrics"] == selectors.summary(PERIOD)["metrics"]
+    assert selectors.breakdowns(Period.between(start, end)) == selectors.breakdowns(PERIOD)
+
+
+@pytest.mark.django_db
+def test_the_last_24_hours_are_read_on_the_fly_and_compared_with_the_24_before(week) -> None:
+    from datetime import UTC, datetime
+
+    # 2026-03-04 09:00 UTC to 2026-03-05 09:00 UTC holds S2 only (started 10:00 UTC).
+    period = Period.last_hours(24, now=datetime(2026, 3, 5, 9, 0, tzinfo=UTC))
+    summary = selectors.summary(period)
+    values = summary["metrics"]
+    assert (values["sessions"], values["messages"], values["escalation_rate"]) == (1, 4, 100.0)
+    assert values["cost_usd"] == 0.00296  # S2's two openai calls: 960 + 2000 per million
+    assert summary["period"]["hours"] == 24 and summary["previous_period"]["start_time"] == "2026-03-03T09:00:00+00:00"
+    assert summary["changes"]["sessions"] == {"previous": 0, "pct": None, "direction": "up"}
+    assert selectors.breakdowns(period)["providers"][0]["provider"] == "anthropic"

@@ -1,0 +1,193 @@
+"""Rollup arithmetic: sums over sessions and provider calls, as (unsaved) rollup rows.
+
+`services.rollup_day` stores them per local day; `selectors` builds them on the fly for windows
+that are not whole days (the dashboard's last 24 hours). One implementation, so a window and
+the stored days add up the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.utils import timezone
+
+from analytics import metrics, pricing
+from analytics.models import ChatAnalytics, DailyProviderRollup, DailySessionRollup
+from assistant.models import ProviderCall
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    """The aware datetimes where a local day starts and the next one starts."""
+    zone = timezone.get_current_timezone()
+    start = datetime.combine(day, time.min, tzinfo=zone)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone)
+    return start, end
+
+
+def day_parts(start: datetime, end: datetime) -> list[tuple[date, datetime, datetime]]:
+    """`[start, end)` cut at local midnights: (local day, part start, part end) for each day it touches."""
+    parts = []
+    day = timezone.localtime(start).date()
+    while True:
+        day_start, day_end = day_bounds(day)
+        low, high = max(start, day_start), min(end, day_end)
+        if low < high:
+            parts.append((day, low, high))
+        if day_end >= end:
+            return parts
+        day += timedelta(days=1)
+
+
+def session_rows(analytics: QuerySet[ChatAnalytics]) -> list[DailySessionRollup]:
+    """Unsaved session rollup rows of the given sessions, per local day, user type and main provider."""
+    groups: dict[tuple[date, str, str], DailySessionRollup] = {}
+    for row in analytics.values(
+        "day",
+        "user_type",
+        "provider",
+        "started_at",
+        "closed",
+        "total_messages",
+        "user_messages",
+        "assistant_messages",
+        "response_times_ms",
+        "ttfts_ms",
+        "cached_replies",
+        "failed_replies",
+        "feedback_up",
+        "feedback_down",
+        "satisfaction_rating",
+        "resolution",
+        "escalated_to_human",
+        "engagement_score",
+        "avg_sentiment",
+        "failovers",
+        "provider_errors",
+        "topics_discussed",
+    ):
+        key = (row["day"], row["user_type"], row["provider"])
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = DailySessionRollup(
+                day=key[0], user_type=key[1], provider=key[2], response_hist={}, ttft_hist={}, rating_hist={},
+                topics={}, issue_topics={}, hours=[0] * 24,
+            )  # fmt: skip
+        _add_session(group, row)
+    return list(groups.values())
+
+
+def _add_session(group: DailySessionRollup, row: dict[str, Any]) -> None:
+    """Fold one session's analytics into its group's sums."""
+    group.sessions += 1
+    group.closed_sessions += row["closed"]
+    group.engaged_sessions += metrics.is_engaged(row["user_messages"])
+    group.total_messages += row["total_messages"]
+    group.user_messages += row["user_messages"]
+    group.assistant_messages += row["assistant_messages"]
+    times, ttfts = row["response_times_ms"] or [], row["ttfts_ms"] or []
+    group.replies_timed += len(times)
+    group.response_ms_sum += sum(times)
+    group.response_hist = metrics.merge_histograms([group.response_hist, metrics.histogram(times)])
+    group.ttft_count += len(ttfts)
+    group.ttft_ms_sum += sum(ttfts)
+    group.ttft_hist = metrics.merge_histograms([group.ttft_hist, metrics.histogram(ttfts)])
+    group.cached_replies += row["cached_replies"]
+    group.failed_replies += row["failed_replies"]
+    group.feedback_up += row["feedback_up"]
+    group.feedback_down += row["feedback_down"]
+    group.sessions_with_feedback += bool(row["feedback_up"] or row["feedback_down"])
+    if row["satisfaction_rating"] is not None:
+        group.ratings += 1
+        group.rating_sum += row["satisfaction_rating"]
+        score = str(row["satisfaction_rating"])
+        group.rating_hist[score] = group.rating_hist.get(score, 0) + 1
+    kind = row["resolution"]
+    group.resolved_confirmed += kind == ChatAnalytics.Resolution.CONFIRMED
+    group.resolved_assumed += kind == ChatAnalytics.Resolution.ASSUMED
+    group.unresolved += kind == ChatAnalytics.Resolution.UNRESOLVED
+    group.pending += kind == ChatAnalytics.Resolution.PENDING
+    group.escalated += row["escalated_to_human"]
+    group.engagement_sum += row["engagement_score"]
+    if row["avg_sentiment"] is not None and row["user_messages"]:
+        group.sentiment_sum += row["avg_sentiment"] * row["user_messages"]
+        group.sentiment_count += row["user_messages"]
+    group.failovers += row["failovers"]
+    group.provider_errors += row["provider_errors"]
+    for topic in row["topics_discussed"] or []:
+        group.topics[topic] = group.topics.get(topic, 0) + 1
+        if kind == ChatAnalytics.Resolution.UNRESOLVED:
+            group.issue_topics[topic] = group.issue_topics.get(topic, 0) + 1
+    group.hours[timezone.localtime(row["started_at"]).hour] += 1
+
+
+def provider_rows(calls: QuerySet[ProviderCall], day: date) -> list[DailyProviderRollup]:
+    """Unsaved provider rollup rows of the given calls (all of local day `day`, priced that day)."""
+    priced = pricing.table()
+    rows: dict[tuple[str, str, str], DailyProviderRollup] = {}
+    tokens = Q(input_tokens__gt=0) | Q(output_tokens__gt=0)
+    for group in (
+        calls.values("feature", "provider", "model")
+        .annotate(
+            n=Count("pk"),
+            n_ok=Count("pk", filter=Q(outcome="ok")),
+            n_error=Count("pk", filter=Q(outcome="error")),
+            n_interrupted=Count("pk", filter=Q(outcome="interrupted")),
+            n_stopped=Count("pk", filter=Q(outcome="stopped")),
+            n_skipped=Count("pk", filter=Q(outcome="skipped")),
+            latency_sum=Sum("latency_ms"),
+            latency_n=Count("latency_ms"),
+            ttft_sum=Sum("ttft_ms"),
+            ttft_n=Count("ttft_ms"),
+            input_sum=Sum("input_tokens"),
+            output_sum=Sum("output_tokens"),
+            cached_sum=Sum("cached_tokens"),
+            estimated=Count("pk", filter=Q(tokens_estimated=True)),
+            billed=Count("pk", filter=tokens),
+        )
+        .order_by()
+    ):
+        input_tokens, output_tokens = group["input_sum"] or 0, group["output_sum"] or 0
+        cached_tokens = group["cached_sum"] or 0
+        price = priced.price(group["provider"], group["model"], day)
+        cost = (
+            metrics.call_cost(
+                input_tokens=input_tokens, output_tokens=output_tokens, cached_tokens=cached_tokens, price=price
+            )
+            if price is not None
+            else Decimal(0)
+        )
+        rows[(group["feature"], group["provider"], group["model"])] = DailyProviderRollup(
+            day=day,
+            feature=group["feature"],
+            provider=group["provider"],
+            model=group["model"],
+            calls=group["n"],
+            ok=group["n_ok"],
+            errors=group["n_error"],
+            interrupted=group["n_interrupted"],
+            stopped=group["n_stopped"],
+            skipped=group["n_skipped"],
+            latency_ms_sum=group["latency_sum"] or 0,
+            latency_count=group["latency_n"],
+            ttft_ms_sum=group["ttft_sum"] or 0,
+            ttft_count=group["ttft_n"],
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            cached_tokens=cached_tokens,
+            estimated_calls=group["estimated"],
+            cost_usd=cost,
+            price_unknown_calls=group["billed"] if price is None else 0,
+        )
+    # A failover is charged to the provider that failed: the call before the one naming it.
+    for group in calls.exclude(fallback_from="").values("feature", "fallback_from").annotate(n=Count("pk")).order_by():
+        key = next(
+            (k for k in rows if k[0] == group["feature"] and k[1] == group["fallback_from"]),
+            (group["feature"], group["fallback_from"], ""),
+        )
+        if key not in rows:
+            rows[key] = DailyProviderRollup(day=day, feature=key[0], provider=key[1], model=key[2])
+        rows[key].failed_over += group["n"]
+    return list(rows.values())
