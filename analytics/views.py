@@ -1,7 +1,10 @@
 """Staff analytics over HTTP: the dashboard and transcript pages, the JSON API, the exports.
 
 Adapters only: parse the query (`analytics.params`), call one selector, render. Every number
-comes from `analytics.selectors`, the same reads the weekly report uses.
+comes from `analytics.selectors`, the same reads the weekly report uses. The views are async
+(the exports stream); each reaches the ORM through one `sync_to_async` call, Django's own
+bridge, whose request signals manage the connection (Channels' `database_sync_to_async` is for
+consumers, which live outside a request).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 
@@ -43,7 +46,7 @@ def _period_endpoint(read: Callable[[params.PeriodQuery], dict[str, Any]]) -> An
             query = params.period_query(request.GET)
         except ParamError as error:
             return _bad_request(error)
-        data = await database_sync_to_async(read)(query)
+        data = await sync_to_async(read)(query)
         data.setdefault("query", params.as_dict(query))
         return JsonResponse(data, json_dumps_params=_JSON)
 
@@ -66,7 +69,7 @@ definitions_api = _period_endpoint(
 @staff_api
 async def transcript_api(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
     """One session's messages, timing, feedback and analytics."""
-    data = await database_sync_to_async(selectors.transcript)(session_id)
+    data = await sync_to_async(selectors.transcript)(session_id)
     if data is None:
         return JsonResponse({"error": "No session with that id."}, status=404)
     return JsonResponse(data, json_dumps_params=_JSON)
@@ -82,7 +85,7 @@ async def dashboard(request: HttpRequest) -> HttpResponse:
 @staff_page
 async def transcript_page(request: HttpRequest, session_id: uuid.UUID) -> HttpResponse:
     """One session's transcript; new messages stream in while it is live."""
-    data = await database_sync_to_async(selectors.transcript)(session_id)
+    data = await sync_to_async(selectors.transcript)(session_id)
     if data is None:
         raise Http404("No session with that id.")
     return TemplateResponse(request, "analytics/transcript.html", {"transcript": data, "session_id": str(session_id)})
