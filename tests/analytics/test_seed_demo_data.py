@@ -16,8 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db.models import Count, Max, Sum
 
-from analytics import taxonomy
-from analytics import demo
+from analytics import demo, taxonomy
 from analytics.models import ChatAnalytics, DailyProviderRollup, DailySessionRollup
 from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, ProviderCall, SessionRating
 
