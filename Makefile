@@ -11,7 +11,7 @@ TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 SERVICES_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CHANNEL_LAYER_PREFIX=parley-test
 TEST_ENV     := PARLEY_DOTENV=0 PARLEY_ENV=test
 
-.PHONY: run dev install install-dev test test-embedded test-services lint format bench clean
+.PHONY: run dev install install-dev demo test test-embedded test-services lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,14 @@ dev: install
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py runserver $(HOST):$(PORT)
 
+## demo: fill an empty database with 2,000 demo chats over 30 days and their analytics (a no-op on a non-empty one)
+# seed_demo_data exits 3 when the database already has chat sessions: print its message, succeed.
+demo: install
+	$(BIN)/python manage.py migrate --noinput
+	@$(BIN)/python manage.py seed_demo_data --sessions 2000 --days 30; status=$$?; \
+	if [ $$status -eq 3 ]; then echo "make demo: nothing to do (the database already has chat sessions)"; \
+	elif [ $$status -ne 0 ]; then exit $$status; fi
+
 ## test: the whole suite on the embedded defaults, then the backend tests on Postgres + Redis
 test: test-embedded test-services
 
@@ -69,10 +77,11 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## bench: chat throughput vs a bare echo consumer (SQLite, Postgres + Redis), then provider streaming overhead
+## bench: chat throughput vs a bare echo consumer (SQLite, Postgres + Redis), provider streaming overhead, analytics at scale
 bench: install-dev
 	$(BIN)/python bench/chat_throughput.py
 	$(BIN)/python bench/provider_overhead.py
+	$(BIN)/python bench/analytics_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .test-db.sqlite3* .staticfiles
