@@ -1,5 +1,12 @@
 # syntax=docker/dockerfile:1
 # Parley: self-hosted real-time AI chat server (Django + Channels, served by daphne).
+
+# The dashboard's Chart.js, from the npm registry at the version package-lock.json pins.
+FROM node:20-slim AS vendor
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -18,6 +25,7 @@ COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 
 COPY --chown=parley:parley . .
+COPY --from=vendor --chown=parley:parley /src/node_modules/chart.js/dist/chart.umd.js static/vendor/chart.umd.js
 
 USER parley
 

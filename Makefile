@@ -11,7 +11,7 @@ TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 SERVICES_ENV := DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) CHANNEL_LAYER_PREFIX=parley-test
 TEST_ENV     := PARLEY_DOTENV=0 PARLEY_ENV=test
 
-.PHONY: run dev install install-dev demo test test-embedded test-services lint format bench clean
+.PHONY: run dev install install-dev vendor demo test test-embedded test-services lint format bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,20 @@ $(VENV)/.installed-dev: requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $@ $(VENV)/.installed-run
 
-install: $(VENV)/.installed-run
-install-dev: $(VENV)/.installed-dev
+# The dashboard's Chart.js: the version package-lock.json pins, from the npm registry, served from static/.
+CHARTJS := static/vendor/chart.umd.js
+install: $(VENV)/.installed-run $(CHARTJS)
+install-dev: $(VENV)/.installed-dev $(CHARTJS)
+
+$(CHARTJS): package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "npm is missing: the analytics dashboard needs it to install Chart.js" \
+		"(Debian: apt-get install nodejs npm)"; exit 1; }
+	npm ci --no-audit --no-fund
+	mkdir -p $(@D)
+	cp node_modules/chart.js/dist/chart.umd.js $@
+
+## vendor: the dashboard's front-end packages (Chart.js) from package-lock.json into static/vendor/
+vendor: $(CHARTJS)
 
 # The browser tests drive Debian's chromium through Playwright (no browser download by Playwright).
 CHROMIUM := /usr/bin/chromium
@@ -84,4 +96,4 @@ bench: install-dev
 	$(BIN)/python bench/analytics_scale.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .test-db.sqlite3* .staticfiles
+	rm -rf $(VENV) .pytest_cache .test-db.sqlite3* .staticfiles node_modules $(CHARTJS)
