@@ -14,7 +14,7 @@ from analytics import live
 from project.asgi import application
 from tests.support.chat import open_client
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.backends]
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.backends, pytest.mark.usefixtures("drain_replies")]
 
 
 @database_sync_to_async
@@ -48,9 +48,10 @@ async def test_anonymous_and_non_staff_are_closed_with_a_reason(staff: bool | No
     await communicator.connect(timeout=5)
     closed = await communicator.receive_output(5)
     assert closed == {"type": "websocket.close", "code": code}
+    await communicator.disconnect()  # ends the consumer's receive loop (a Redis layer read otherwise lingers)
 
 
-async def test_a_chat_turn_reaches_the_dashboard_with_the_live_session_count(drain_replies) -> None:
+async def test_a_chat_turn_reaches_the_dashboard_with_the_live_session_count() -> None:
     communicator, _ = await dashboard()
     chat, _, _ = await open_client()
     welcome = await chat.hello()
@@ -71,7 +72,7 @@ async def test_a_chat_turn_reaches_the_dashboard_with_the_live_session_count(dra
     await live.drain()
 
 
-async def test_watching_a_session_streams_its_next_reply(drain_replies) -> None:
+async def test_watching_a_session_streams_its_next_reply() -> None:
     chat, _, _ = await open_client()
     welcome = await chat.hello()
     communicator, _ = await dashboard()
