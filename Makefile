@@ -89,11 +89,12 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## bench: chat throughput vs a bare echo consumer (SQLite, Postgres + Redis), provider streaming overhead, analytics at scale
+## bench: chat throughput vs a bare echo consumer (SQLite, Postgres + Redis), provider streaming overhead, analytics and dashboard at scale
 bench: install-dev
 	$(BIN)/python bench/chat_throughput.py
 	$(BIN)/python bench/provider_overhead.py
 	$(BIN)/python bench/analytics_scale.py
+	$(BIN)/python bench/dashboard_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .test-db.sqlite3* .staticfiles node_modules $(CHARTJS)

@@ -1,7 +1,7 @@
 """Staff-only access for the analytics pages, API, exports and the live websocket.
 
-Anonymous visitors are sent to the admin login (pages) or get 401 (API and exports, which
-scripts call); signed-in users who are not staff get 403 everywhere. The websocket closes
+Anonymous visitors are sent to the admin login (pages, and exports, which browsers download) or
+get 401 (the JSON API, which scripts call); signed-in users who are not staff get 403 everywhere. The websocket closes
 with 4401 and 4403 for the same two cases.
 """
 

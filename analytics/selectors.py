@@ -33,6 +33,7 @@ SESSION_ROLLUP_FIELDS = [
     for f in DailySessionRollup._meta.concrete_fields
     if f.name not in {"id", "user_type", "provider", "computed_at"}
 ]
+SUMMARY_ROLLUP_FIELDS = [name for name in SESSION_ROLLUP_FIELDS if name not in {"topics", "issue_topics", "hours"}]
 PROVIDER_ROLLUP_FIELDS = [
     f.name for f in DailyProviderRollup._meta.concrete_fields if f.name not in {"id", "computed_at"}
 ]
@@ -142,7 +143,8 @@ def _provider_rows(period: Period, filters: Filters) -> Iterable[dict[str, Any]]
 def period_totals(period: Period, filters: Filters = Filters()) -> Totals:
     """The sums of a period's rollup rows."""
     totals = Totals()
-    for row in _session_rows(period, filters):
+    # Topics and hours feed the breakdowns, not the summary: not decoding them saves a third.
+    for row in _session_rows(period, filters, *SUMMARY_ROLLUP_FIELDS):
         totals.add_session_row(row)
     for row in _provider_rows(period, filters):
         totals.add_provider_row(row)

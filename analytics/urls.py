@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from analytics import views
+from analytics import exports, views
 
 app_name = "analytics"
 urlpatterns = [
@@ -16,4 +16,7 @@ urlpatterns = [
     path("api/tables/", views.tables_api, name="api-tables"),
     path("api/definitions/", views.definitions_api, name="api-definitions"),
     path("api/sessions/<uuid:session_id>/", views.transcript_api, name="api-transcript"),
+    path("export/sessions/", exports.export_sessions, name="export-sessions"),
+    path("export/messages/", exports.export_messages, name="export-messages"),
+    path("export/analytics/", exports.export_analytics, name="export-analytics"),
 ]

@@ -23,7 +23,7 @@ from django.urls import path
 from bench.echo import EchoConsumer
 from bench.floor import FloorConsumer
 from project.asgi import application as parley_application  # also sets Django up
-from project.asgi import django_asgi_app
+from project.asgi import http_app
 
 
 def _start_profiler(output: str) -> None:
@@ -45,7 +45,7 @@ _parley_websocket: URLRouter = parley_application.application_mapping["websocket
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http_app,
         "websocket": URLRouter(
             [
                 path("ws/echo/", EchoConsumer.as_asgi()),

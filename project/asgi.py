@@ -8,6 +8,11 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")
 django_asgi_app = get_asgi_application()  # set up Django before importing consumers
 
+from project.backpressure import Backpressure  # noqa: E402
+
+# Streamed responses (the analytics exports) wait for slow clients instead of piling up in memory.
+http_app = Backpressure(django_asgi_app)
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from analytics.routing import websocket_urlpatterns as analytics_routes  # noqa: E402
@@ -15,7 +20,7 @@ from assistant.routing import websocket_urlpatterns as chat_routes  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http_app,
         # The chat consumer checks Origin itself so it can answer with close code 4403.
         # Only the staff route reads the session cookie (AuthMiddlewareStack is on that route).
         "websocket": URLRouter(chat_routes + analytics_routes),
