@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 #: Rows written after a refresh started but committed later are caught by re-reading this much.
 ROLLUP_OVERLAP = timedelta(seconds=30)
 ROLLUP_CALL_ID_OVERLAP = 10_000
-_ROW_FIELDS = [f.name for f in ChatAnalytics._meta.concrete_fields if f.name not in {"id", "session", "created_at"}]
+_SESSION_FIELDS = ("pk", "created_at", "user_type", "status", "closed_at")
 
 Progress = Callable[[int], None]
 
@@ -42,9 +42,7 @@ def session_stats_load(*, session_pk: int) -> SessionStats | None:
     Six indexed reads of one session's rows. Used at recovery and when a tab resumes a session,
     so the tracker continues from what is stored rather than from zero.
     """
-    session = (
-        ChatSession.objects.filter(pk=session_pk).values("pk", "created_at", "user_type", "status", "closed_at").first()
-    )
+    session = ChatSession.objects.filter(pk=session_pk).values(*_SESSION_FIELDS).first()
     if session is None:
         return None
     return _replay(session, *_session_rows([session_pk]).get(session_pk, ([], [], [], None, [])))
@@ -145,51 +143,30 @@ def _replay(
 
 
 def session_analytics_save(*, stats: SessionStats, now: datetime | None = None) -> None:
-    """Write a session's `ChatAnalytics` row from its stats: one upsert statement."""
+    """Write a session's `ChatAnalytics` row from its stats."""
     now = now or timezone.now()
-    _write_rows([(stats.session_pk, stats.row(now))], now=now)
+    session_analytics_write(rows={stats.session_pk: stats.row(now)}, now=now)
 
 
-def session_analytics_write(*, rows: dict[int, dict[str, Any]], now: datetime | None = None) -> None:
-    """Write rows computed elsewhere (the trackers compute them on their loop, then hand them over).
+def session_analytics_write(*, rows: dict[int, dict[str, Any]], now: datetime | None = None) -> int:
+    """Upsert rows computed elsewhere (trackers compute theirs on their loop, recovery in bulk).
 
-    Hand-written multi-row upserts (`analytics.sql`). Rows of sessions with no message yet are
-    not written (not conversations); sessions deleted meanwhile (by retention) are skipped.
+    The one write path of `ChatAnalytics`: hand-written multi-row upserts (`analytics.sql`).
+    Rows of sessions with no message yet are not written (not conversations); sessions deleted
+    meanwhile (by retention) are skipped. Returns how many rows were written.
     """
     now = now or timezone.now()
     rows = {pk: fields for pk, fields in rows.items() if fields["last_seq"] > 0}
     if not rows:
-        return
+        return 0
     try:
         with transaction.atomic():
             sql.upsert(rows=rows, now=now)
     except IntegrityError:
         existing = set(ChatSession.objects.filter(pk__in=list(rows)).values_list("pk", flat=True))
+        rows = {pk: fields for pk, fields in rows.items() if pk in existing}
         with transaction.atomic():
-            sql.upsert(rows={pk: fields for pk, fields in rows.items() if pk in existing}, now=now)
-
-
-def _write_rows(rows_in: Iterable[tuple[int, dict[str, Any]]], *, now: datetime) -> int:
-    """Upsert rows; a session with no message yet is not a conversation and gets none."""
-    rows = [
-        ChatAnalytics(session_id=session_pk, created_at=now, **dict(fields, updated_at=now))
-        for session_pk, fields in rows_in
-        if fields["last_seq"] > 0
-    ]
-    if not rows:
-        return 0
-    try:
-        with transaction.atomic():
-            ChatAnalytics.objects.bulk_create(
-                rows, update_conflicts=True, unique_fields=["session"], update_fields=_ROW_FIELDS
-            )
-    except IntegrityError:
-        # A session deleted (by retention) between reading and writing: save the others.
-        existing = set(ChatSession.objects.filter(pk__in=[r.session_id for r in rows]).values_list("pk", flat=True))
-        rows = [r for r in rows if r.session_id in existing]
-        ChatAnalytics.objects.bulk_create(
-            rows, update_conflicts=True, unique_fields=["session"], update_fields=_ROW_FIELDS
-        )
+            sql.upsert(rows=rows, now=now)
     return len(rows)
 
 
@@ -273,12 +250,10 @@ def analytics_recover(
 
 
 def _rebuild_many(session_pks: list[int], *, now: datetime) -> int:
-    sessions = ChatSession.objects.filter(pk__in=session_pks).values(
-        "pk", "created_at", "user_type", "status", "closed_at"
-    )
+    sessions = ChatSession.objects.filter(pk__in=session_pks).values(*_SESSION_FIELDS)
     rows = _session_rows(session_pks)
     stats = [_replay(session, *rows[session["pk"]]) for session in sessions]
-    return _write_rows(((item.session_pk, item.row(now)) for item in stats), now=now)
+    return session_analytics_write(rows={item.session_pk: item.row(now) for item in stats}, now=now)
 
 
 # --- Rollups --------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -116,7 +115,6 @@ class AnalyticsTracker:
         self.stats = stats
         self.unsaved_messages = 0
         self.unsaved = False
-        self.first_unsaved_at = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.closed = False
 
@@ -233,8 +231,7 @@ class AnalyticsTracker:
             return
         if new is False:
             return  # already counted (another tab's copy)
-        if not self.unsaved:
-            self.unsaved, self.first_unsaved_at = True, time.monotonic()
+        self.unsaved = True
         self.unsaved_messages += message
         if self.closed:
             return

@@ -44,6 +44,10 @@ _event_record = database_sync_to_async(services.event_record)
 _user_message_by_client_id = database_sync_to_async(user_message_by_client_id)
 
 
+#: Session-wide frames the analytics tracker counts (deltas, the per-token frames, are not among them).
+_TRACKED = frozenset({"reply.end", "message", "feedback.ack", "ended", "_rating", "_event"})
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     """One visitor connection to one chat session."""
 
@@ -368,7 +372,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if frame.get("_others") and from_self:
                 continue
             kind = frame["type"]
-            if self.tracker is not None:
+            if self.tracker is not None and kind in _TRACKED:
                 self._track(frame, from_self=from_self)
             if kind.startswith("_"):
                 continue  # for the trackers only
