@@ -12,6 +12,7 @@ import asyncio
 import functools
 import json
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -36,6 +37,7 @@ from assistant.streaming import PROCESS_ID, Frame, ReplyJob, hub, layer_is_share
 logger = logging.getLogger(__name__)
 
 _session_open = database_sync_to_async(services.session_open)
+_session_materialize = database_sync_to_async(services.session_materialize)
 _turn_begin = database_sync_to_async(services.turn_begin)
 _feedback_upsert = database_sync_to_async(services.feedback_upsert)
 _session_rate = database_sync_to_async(services.session_rate)
@@ -46,16 +48,27 @@ _user_message_by_client_id = database_sync_to_async(user_message_by_client_id)
 
 #: Session-wide frames the analytics tracker counts (deltas, the per-token frames, are not among them).
 _TRACKED = frozenset({"reply.end", "message", "feedback.ack", "ended", "_rating", "_event"})
+#: At most one WARNING line per connection per this many seconds for refused frames (the next
+#: line says how many were left out), so a flood of bad frames cannot flood the log.
+WARNING_INTERVAL_S = 60.0
+#: The consumer's own frame limit is a backstop for ASGI servers other than `manage.py serve`,
+#: whose protocol (project/server.py) enforces the limit before a frame is queued. Frames reach
+#: the consumer later and more bunched than they were sent, so its burst is twice as large.
+BACKSTOP_BURST_FACTOR = 2
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     """One visitor connection to one chat session."""
 
-    session: ChatSession | None = None
+    session: ChatSession | None = None  # pending (no row yet) while `session.pk` is None
     group: str | None = None
     ip: str = "unknown"
     counted = False
+    released = False
+    closing = False
     tracker: AnalyticsTracker | None = None
+    _quiet_until = 0.0
+    _suppressed = 0
 
     # --- plumbing --------------------------------------------------------------------------
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -78,8 +91,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except StopConsumer:
             pass
         finally:
-            if self.group is not None:
-                hub.leave(self.group, self.inbox)
+            # Whatever ended the connection (a handler that raised, a client gone mid-`hello`,
+            # the server cancelling us at shutdown), what it holds is given back here.
+            await self._release()
 
     async def dispatch(self, message: Frame) -> None:
         """Call the handler for `message["type"]`.
@@ -115,44 +129,70 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
         self.frame_bucket = TokenBucket(
             per_minute=settings.CHAT_FRAME_RATE_LIMIT_PER_MINUTE,
-            burst=max(10, settings.CHAT_FRAME_RATE_LIMIT_PER_MINUTE // 10),
+            burst=settings.CHAT_FRAME_BURST * BACKSTOP_BURST_FACTOR,
+        )
+        self.event_bucket = TokenBucket(
+            per_minute=settings.CHAT_EVENT_RATE_LIMIT_PER_MINUTE,
+            burst=max(1, settings.CHAT_EVENT_RATE_LIMIT_PER_MINUTE // 3),
         )
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        """Leave the group; a reply in progress carries on and is stored, then analytics written."""
-        if self.tracker is not None and self.session is not None:
-            job = registry.get(self.session.pk)
-            self.tracker.close(after=job.task if job is not None else None)
+        """Give back what the connection holds; a reply in progress carries on and is stored."""
+        await self._release()
+
+    async def _release(self) -> None:
+        """Release the IP slot, hub and group membership and the tracker: once, whatever raised.
+
+        The synchronous parts come first, so that even a second cancellation while leaving the
+        layer group cannot keep the slot.
+        """
+        if self.released:
+            return
+        self.released = True
         if self.counted:
             connections.release(self.ip)
             self.counted = False
-        if self.group is not None:
-            # Hub first, layer group second: see `streaming.has_remote_members`.
-            hub.leave(self.group, self.inbox)
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        group, self.group = self.group, None
+        if group is not None:
+            hub.leave(group, self.inbox)  # hub first, layer group second: see `streaming.has_remote_members`
+        tracker, self.tracker = self.tracker, None
+        if tracker is not None and self.session is not None:
+            try:
+                job = registry.get(self.session.pk)
+                tracker.close(after=job.task if job is not None else None)
+            except Exception:
+                logger.exception("Analytics: closing the tracker of session %s failed", self.session.pk)
+        if group is not None:
+            try:
+                await asyncio.shield(self.channel_layer.group_discard(group, self.channel_name))
+            except Exception:
+                logger.warning("Could not leave %s; the layer expires the membership", group)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         """Validate one frame and dispatch it to `handle_<type>`; errors become error frames."""
+        if self.closing:
+            return  # closed for a policy violation: frames already on their way are ignored
         try:
             if text_data is None:
                 raise ClientError(protocol.INVALID_FRAME, "Binary frames are not supported; send JSON text frames.")
             if len(text_data) > settings.CHAT_MAX_FRAME_BYTES // 4 and (
-                len(text_data.encode()) > settings.CHAT_MAX_FRAME_BYTES
+                len(text_data.encode("utf-8", "surrogatepass")) > settings.CHAT_MAX_FRAME_BYTES
             ):
                 # `manage.py serve` has daphne refuse these before buffering them; this
                 # guards other ASGI servers.
-                await self.close(code=protocol.CLOSE_FRAME_TOO_BIG)
+                await self._close_for(protocol.CLOSE_FRAME_TOO_BIG, "a frame over CHAT_MAX_FRAME_BYTES")
                 return
-            frame_wait = self.frame_bucket.take()
-            if frame_wait is not None:
-                raise ClientError(protocol.RATE_LIMITED, "Too many frames; slow down.", retry_after=frame_wait)
+            if self.frame_bucket.take() is not None:
+                await self._close_for(protocol.CLOSE_POLICY_VIOLATION, "frames faster than the frame limit")
+                return
             frame = protocol.decode_frame(text_data)
             frame_type = frame["type"]
             if self.session is None and frame_type not in {"hello", "ping"}:
                 raise ClientError(protocol.HELLO_REQUIRED, "Send 'hello' before any other frame.")
             await getattr(self, "handle_" + frame_type)(frame)
         except ClientError as error:
+            self._warn(f"{error.code}: {error.detail}")
             await self.send_frame(dict(error.frame()))
         except Exception:
             logger.exception("Unhandled error in chat consumer")
@@ -160,18 +200,45 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 {"type": "error", "code": protocol.INTERNAL_ERROR, "detail": "Something went wrong on our side."}
             )
 
+    async def _close_for(self, code: int, reason: str) -> None:
+        """Close for a policy reason: one WARNING line, and nothing more is read from the client."""
+        self.closing = True
+        self._warn(f"closed with {code}: {reason}")
+        await self.close(code=code)
+
+    def _warn(self, what: str) -> None:
+        """One WARNING line for a visitor's bad input, at most one per WARNING_INTERVAL_S per connection."""
+        now = time.monotonic()
+        if now < self._quiet_until:
+            self._suppressed += 1
+            return
+        more = f" ({self._suppressed} more refused frame(s) not logged)" if self._suppressed else ""
+        self._quiet_until, self._suppressed = now + WARNING_INTERVAL_S, 0
+        logger.warning("Chat client %s: %s%s", self.ip, protocol.printable(what, 300), more)
+
     async def send_frame(self, frame: Frame) -> None:
-        """Send one JSON frame to this connection."""
-        await self.send(text_data=json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+        """Send one JSON frame to this connection.
+
+        Text that is not valid Unicode (a lone surrogate, say from a vendor's stream) cannot be
+        encoded as UTF-8; such a frame is sent with ASCII escapes instead of killing the socket.
+        """
+        try:
+            await self.send(text_data=json.dumps(frame, ensure_ascii=False, separators=(",", ":")))
+        except UnicodeEncodeError:
+            await self.send(text_data=json.dumps(frame, separators=(",", ":")))
 
     # --- client frames ---------------------------------------------------------------------
     async def handle_hello(self, frame: dict[str, Any]) -> None:
-        """Create or resume the session, join its group, send `welcome` with the history."""
+        """Start or resume the session, join its group, send `welcome` with the history.
+
+        A new session stays pending (no row) until the visitor sends something to keep; see
+        `services.session_open` and `_materialize`.
+        """
         if self.session is not None:
             raise ClientError(protocol.INVALID_FRAME, "'hello' was already received on this connection.")
         identity = verify_identity(frame.get("identity"))
         if settings.WIDGET_IDENTITY_REQUIRED and identity is None:
-            await self.close(code=protocol.CLOSE_REFUSED)
+            await self._close_for(protocol.CLOSE_REFUSED, "no valid signed identity (WIDGET_IDENTITY_REQUIRED)")
             return
         if frame.get("token") and not frame.get("session_id"):
             raise ClientError(protocol.INVALID_FIELD, "'token' needs 'session_id'.", field="session_id")
@@ -183,37 +250,37 @@ class ChatConsumer(AsyncWebsocketConsumer):
             locale=frame.get("locale", ""),
             user_agent=header(self.scope, b"user-agent") or "",
         )
-        group = session_group(frame["session_id"]) if _is_uuid(frame.get("session_id")) else None
-        if group is not None:
-            # Join before reading history, so nothing published in between is missed; the
-            # layer group before the hub (see `streaming.has_remote_members`).
-            await self.channel_layer.group_add(group, self.channel_name)
-            hub.join(group, self.inbox)
-        try:
-            opened = await _session_open(
-                session_id=frame.get("session_id"),
-                token=frame.get("token"),
-                last_seq=frame.get("last_seq", 0),
-                identity=identity,
-                page=context,
-            )
-        except ClientError:
-            if group is not None:
-                hub.leave(group, self.inbox)
-                await self.channel_layer.group_discard(group, self.channel_name)
-            raise
+        resuming = _is_uuid(frame.get("session_id"))
+        if resuming:
+            # Join before reading history, so nothing published in between is missed.
+            await self._join(session_group(frame["session_id"]))
+        if frame.get("session_id") is None:
+            opened = services.session_open(
+                session_id=None, token=None, last_seq=0, identity=identity, page=context
+            )  # touches no database: a new session is pending
+        else:
+            try:
+                opened = await _session_open(
+                    session_id=frame["session_id"],
+                    token=frame.get("token"),
+                    last_seq=frame.get("last_seq", 0),
+                    identity=identity,
+                    page=context,
+                )
+            except ClientError:
+                await self._leave()
+                raise
         self.session = opened.session
-        self.group = session_group(opened.session.public_id)
-        self.tracker = await AnalyticsTracker.open(
-            session_pk=opened.session.pk,
-            public_id=str(opened.session.public_id),
-            started_at=opened.session.created_at,
-            user_type=opened.session.user_type,
-            created=opened.token is not None,
-        )
-        if group is None:
-            await self.channel_layer.group_add(self.group, self.channel_name)
-            hub.join(self.group, self.inbox)
+        if not resuming:
+            await self._join(session_group(opened.session.public_id))
+        if opened.session.pk is not None:
+            self.tracker = await AnalyticsTracker.open(
+                session_pk=opened.session.pk,
+                public_id=str(opened.session.public_id),
+                started_at=opened.session.created_at,
+                user_type=opened.session.user_type,
+                created=False,
+            )
         welcome: dict[str, Any] = {
             "type": "welcome",
             "session_id": str(opened.session.public_id),
@@ -235,6 +302,50 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.streams[item["seq"]] = len(item["text"])
             await self._request_snapshot(item["seq"], [])
 
+    async def _join(self, group: str) -> None:
+        """Join a session's group: the layer group before the hub (see `streaming.has_remote_members`)."""
+        self.group = group  # set first: `_release` must leave it even if the join is interrupted
+        await self.channel_layer.group_add(group, self.channel_name)
+        hub.join(group, self.inbox)
+
+    async def _leave(self) -> None:
+        """Leave the session's group (a `hello` that failed)."""
+        group, self.group = self.group, None
+        if group is not None:
+            hub.leave(group, self.inbox)
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _materialize(self, *, client_id: str | None = None) -> ChatSession:
+        """The session's row, written now if the session is still pending.
+
+        Writing one counts against CHAT_SESSIONS_PER_IP_PER_HOUR, so one address cannot fill the
+        database with conversations (`hello` alone writes nothing at all).
+        """
+        session = self.session
+        assert session is not None
+        if session.pk is not None:
+            return session
+        wait = await ip_window_take(
+            self.ip, settings.CHAT_SESSIONS_PER_IP_PER_HOUR, kind="sessions", window_s=SESSION_WINDOW_S
+        )
+        if wait is not None:
+            raise ClientError(
+                protocol.RATE_LIMITED,
+                "Too many new conversations from your network; try again later.",
+                retry_after=wait,
+                client_id=client_id,
+            )
+        session, created = await _session_materialize(session=session)
+        self.session = session
+        self.tracker = await AnalyticsTracker.open(
+            session_pk=session.pk,
+            public_id=str(session.public_id),
+            started_at=session.created_at,
+            user_type=session.user_type,
+            created=created,
+        )
+        return session
+
     async def handle_message(self, frame: dict[str, Any]) -> None:
         """Store the visitor message (then `ack`) and start the reply task."""
         assert self.session is not None and self.group is not None
@@ -254,7 +365,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             wait = await ip_window_take(self.ip, settings.CHAT_IP_RATE_LIMIT_PER_MINUTE)
         if wait is not None:
             # A resend of a message that was stored (its ack lost) still gets its ack.
-            stored = await _user_message_by_client_id(session=self.session, client_id=client_id)
+            stored = (
+                await _user_message_by_client_id(session=self.session, client_id=client_id)
+                if self.session.pk is not None
+                else None
+            )
             if stored is not None:
                 await self.send_ack(stored)
                 return
@@ -262,7 +377,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 protocol.RATE_LIMITED, "You are sending messages too quickly.", retry_after=wait, client_id=client_id
             )
         try:
-            turn = await _turn_begin(session=self.session, text=text, client_id=client_id)
+            session = await self._materialize(client_id=client_id)
+            turn = await _turn_begin(session=session, text=text, client_id=client_id)
         except ClientError:
             self.message_bucket.refund()
             raise
@@ -278,21 +394,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.streams[turn.assistant_message.seq] = 0
         registry.start(
             ReplyJob(
-                session_pk=self.session.pk,
+                session_pk=session.pk,
                 group=self.group,
-                control_group=reply_control_group(self.session.public_id),
+                control_group=reply_control_group(session.public_id),
                 user_message=user,
                 assistant_message=turn.assistant_message,
                 history=turn.history,
-                locale=self.session.locale,
+                locale=session.locale,
                 announce=[announce],
                 origin=self.channel_name,
             )
         )
         if user.seq == 1:
-            titles.schedule(
-                session_pk=self.session.pk, message_pk=user.pk, first_message=text, current_title=self.session.title
-            )
+            titles.schedule(session_pk=session.pk, message_pk=user.pk, first_message=text, current_title=session.title)
 
     async def send_ack(self, message: ChatMessage) -> None:
         """Tell this connection its message is stored."""
@@ -309,6 +423,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def handle_stop(self, frame: dict[str, Any]) -> None:
         """Stop the reply being generated, in this process or another; idempotent."""
         assert self.session is not None and self.group is not None
+        if self.session.pk is None:
+            return  # a pending session has no reply
         if not registry.stop(self.session.pk) and layer_is_shared(self.channel_layer):
             control = reply_control_group(self.session.public_id)
             await self.channel_layer.group_send(control, {"type": "chat.stop", "session": self.session.pk})
@@ -316,6 +432,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def handle_feedback(self, frame: dict[str, Any]) -> None:
         """Upsert thumbs up/down on an assistant reply; every tab sees `feedback.ack`."""
         assert self.session is not None and self.group is not None
+        if self.session.pk is None:
+            raise ClientError(protocol.NOT_FOUND, "No assistant reply with that message_id in this session.")
         feedback = await _feedback_upsert(
             session=self.session,
             message_id=frame["message_id"],
@@ -333,7 +451,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """Store the end-of-chat survey."""
         assert self.session is not None and self.group is not None
         await _session_rate(
-            session=self.session, score=frame["score"], resolved=frame.get("resolved"), comment=frame.get("comment", "")
+            session=await self._materialize(),
+            score=frame["score"],
+            resolved=frame.get("resolved"),
+            comment=frame.get("comment", ""),
         )
         await self.send_frame({"type": "rating.ack"})
         if self.tracker is not None:
@@ -343,9 +464,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await publish(self.group, [tracked], origin=self.channel_name)
 
     async def handle_event(self, frame: dict[str, Any]) -> None:
-        """Record a visitor action (no reply frame: events are fire-and-forget for the widget)."""
+        """Record a visitor action (no reply frame: events are fire-and-forget for the widget).
+
+        Bounded twice: CHAT_EVENT_RATE_LIMIT_PER_MINUTE per connection (`rate_limited`) and
+        CHAT_EVENTS_PER_SESSION in all (`limit_reached`, from the service).
+        """
         assert self.session is not None and self.group is not None
-        await _event_record(session=self.session, name=frame["name"], data=frame.get("data") or {})
+        wait = self.event_bucket.take()
+        if wait is not None:
+            raise ClientError(protocol.RATE_LIMITED, "Too many events; slow down.", retry_after=wait)
+        session = await self._materialize()
+        await _event_record(session=session, name=frame["name"], data=frame.get("data") or {})
         if self.tracker is not None:
             self.tracker.event(name=frame["name"])
         await publish(
@@ -353,9 +482,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         )
 
     async def handle_end(self, frame: dict[str, Any]) -> None:
-        """Close the session; every tab gets `ended`."""
+        """Close the session; every tab gets `ended` (a pending session has nothing to close)."""
         assert self.session is not None and self.group is not None
-        await _session_end(session=self.session)
+        if self.session.pk is not None:
+            await _session_end(session=self.session)
         await publish(self.group, [{"type": "ended", "_by": self.channel_name}])
 
     async def handle_ping(self, frame: dict[str, Any]) -> None:
@@ -447,6 +577,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return  # a gap (filled later by the snapshot or reply.end) or already sent
         self.streams[seq] = end
         await self.send_frame({"type": "reply.delta", "seq": seq, "text": text[position - offset :]})
+
+
+#: The window of CHAT_SESSIONS_PER_IP_PER_HOUR.
+SESSION_WINDOW_S = 3600
 
 
 def _is_uuid(value: object) -> bool:

@@ -26,10 +26,15 @@ NOT_FOUND = "not_found"
 PROVIDER_UNAVAILABLE = "provider_unavailable"
 REPLY_TIMEOUT = "reply_timeout"
 INTERNAL_ERROR = "internal_error"
+#: A per-session quota (for example events per session) is used up; no retry will help.
+LIMIT_REACHED = "limit_reached"
 #: `reply.end.error` of a reply cut mid-stream by its provider; another provider's reply follows.
 PROVIDER_INTERRUPTED = "provider_interrupted"
 
 # --- Close codes ----------------------------------------------------------------------------
+#: Frames sent faster than the frame limit allows (beyond its burst), or a client that does not
+#: read what it is sent: the connection is closed instead of queueing without bound.
+CLOSE_POLICY_VIOLATION = 1008
 CLOSE_FRAME_TOO_BIG = 1009
 CLOSE_REFUSED = 4403
 CLOSE_TOO_MANY_CONNECTIONS = 4429
@@ -169,6 +174,9 @@ class Field:
     choices: tuple[str, ...] | None = None
 
 
+#: Sequence numbers are 32-bit signed integers in the database.
+MAX_SEQ = 2**31 - 1
+
 _PAGE_FIELDS = {
     "url": Field(str, max_length=2000),
     "title": Field(str, max_length=500),
@@ -186,7 +194,7 @@ FRAME_FIELDS: dict[str, dict[str, Field]] = {
     "hello": {
         "session_id": Field(str, max_length=36),
         "token": Field(str, max_length=128),
-        "last_seq": Field(int, minimum=0),
+        "last_seq": Field(int, minimum=0, maximum=MAX_SEQ),
         "identity": Field(dict),
         "page": Field(dict),
         "locale": Field(str, max_length=35),
@@ -220,6 +228,9 @@ NESTED_FIELDS: dict[tuple[str, str], dict[str, Field]] = {
     ("hello", "identity"): _IDENTITY_FIELDS,
 }
 MAX_EVENT_DATA_BYTES = 4096
+#: Nesting allowed inside `event.data` (JSON parsers and the JSON columns handle more, but no
+#: widget event needs it, and every level costs on the way to the database and back).
+MAX_EVENT_DATA_DEPTH = 8
 
 
 def decode_frame(text: str) -> dict[str, Any]:
@@ -238,17 +249,81 @@ def decode_frame(text: str) -> dict[str, Any]:
     fields = FRAME_FIELDS.get(frame_type)
     if fields is None:
         known = ", ".join(sorted(FRAME_FIELDS))
-        raise ClientError(UNKNOWN_TYPE, f"Unknown frame type {frame_type[:40]!r}; expected one of: {known}.")
+        raise ClientError(UNKNOWN_TYPE, f"Unknown frame type {printable(frame_type)!r}; expected one of: {known}.")
     body = {key: value for key, value in frame.items() if key != "type"}
+    _check_text(frame_type, body)
     _validate(frame_type, body, fields, prefix="")
     for (owner, name), nested in NESTED_FIELDS.items():
         if owner == frame_type and body.get(name) is not None:
             _validate(frame_type, body[name], nested, prefix=f"{name}.")
     data = body.get("data") if frame_type == "event" else None
+    if data is not None and _depth(data) > MAX_EVENT_DATA_DEPTH:
+        raise ClientError(INVALID_FIELD, f"'data' may nest at most {MAX_EVENT_DATA_DEPTH} levels.", field="data")
     if data is not None and len(json.dumps(data)) > MAX_EVENT_DATA_BYTES:
         raise ClientError(INVALID_FIELD, f"'data' must be at most {MAX_EVENT_DATA_BYTES} bytes of JSON.", field="data")
     body["type"] = frame_type
     return body
+
+
+def printable(text: str, limit: int = 40) -> str:
+    """`text` cut to `limit` characters and safe to encode (lone surrogates become escapes)."""
+    return text[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _text_fault(text: str) -> str | None:
+    """Why the database or a UTF-8 encoder would refuse `text`, or None.
+
+    JSON's \\uXXXX escapes can spell a lone UTF-16 surrogate (`"\\ud800"`), which no UTF-8
+    encoder accepts (sending it back would crash the connection), and NUL, which Postgres text
+    and jsonb columns refuse.
+    """
+    if text.isascii():
+        return "contains a NUL character" if "\x00" in text else None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains a lone UTF-16 surrogate (not valid Unicode text)"
+    return "contains a NUL character" if "\x00" in text else None
+
+
+def _check_text(frame_type: str, body: dict[str, Any]) -> None:
+    """Refuse any key or string, at any depth, that cannot be stored or sent back as UTF-8.
+
+    Iterative, so a deeply nested value cannot exhaust the stack; each top-level field is named
+    by its dotted path in the error.
+    """
+    stack: list[tuple[str, object]] = [("", body)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            fault = _text_fault(value)
+            if fault is not None:
+                raise ClientError(INVALID_FIELD, f"'{path}' {fault}.", field=path)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                label = f"{path}.{printable(key)}" if path else printable(key)
+                fault = _text_fault(key)
+                if fault is not None:
+                    raise ClientError(INVALID_FIELD, f"Field name '{label}' in '{frame_type}' {fault}.", field=label)
+                stack.append((label, item))
+        elif isinstance(value, list):
+            stack.extend((path, item) for item in value)
+
+
+def _depth(value: object) -> int:
+    """How deeply `value` nests (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            stack.extend((child, level + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, level + 1) for child in item)
+        else:
+            deepest = max(deepest, level)
+            continue
+        deepest = max(deepest, level + 1)
+    return deepest
 
 
 def _refuse_constant(name: str) -> object:
@@ -262,8 +337,8 @@ def _validate(frame_type: str, body: dict[str, Any], fields: dict[str, Field], *
             allowed = ", ".join(sorted(fields)) or "no fields"
             raise ClientError(
                 INVALID_FIELD,
-                f"Unknown field '{prefix}{name[:40]}' in '{frame_type}'; allowed: {allowed}.",
-                field=f"{prefix}{name[:40]}",
+                f"Unknown field '{prefix}{printable(name)}' in '{frame_type}'; allowed: {allowed}.",
+                field=f"{prefix}{printable(name)}",
             )
     for name, spec in fields.items():
         label = f"{prefix}{name}"

@@ -45,8 +45,8 @@ class TokenBucket:
         self.tokens = min(self.capacity, self.tokens + 1)
 
 
-async def ip_window_take(ip: str, per_minute: int) -> float | None:
-    """Count one message for `ip` in the shared one-minute window; None or seconds to wait.
+async def ip_window_take(ip: str, limit: int, *, kind: str = "messages", window_s: int = WINDOW_S) -> float | None:
+    """Count one `kind` (messages, sessions) for `ip` in a shared fixed window; None or seconds to wait.
 
     On Redis this is one pipelined round trip from the event loop (INCR, then EXPIRE NX so
     the key outlives its window by one more), not a thread hop per cache call. If Redis
@@ -54,30 +54,31 @@ async def ip_window_take(ip: str, per_minute: int) -> float | None:
     and the message itself is about to be stored in the database.
     """
     now = time.time()
-    key = f"chat:ip:{ip}:{int(now // WINDOW_S)}"
+    prefix = "chat:ip" if kind == "messages" else f"chat:ip:{kind}"
+    key = f"{prefix}:{ip}:{int(now // window_s)}"
     if settings.REDIS_URL is None:
-        count = _local_incr(key)
+        count = _local_incr(key, window_s)
     else:
         full_key = shared_redis.key(key)
         try:
             async with shared_redis.client().pipeline(transaction=False) as pipe:
                 pipe.incr(full_key)
-                pipe.expire(full_key, 2 * WINDOW_S, nx=True)
+                pipe.expire(full_key, 2 * window_s, nx=True)
                 count, _ = await pipe.execute()
         except redis.RedisError:
-            logger.exception("Per-IP rate limit unavailable (Redis); allowing the message")
+            logger.exception("Per-IP %s limit unavailable (Redis); allowing it", kind)
             return None
-    if count > per_minute:
-        return WINDOW_S - (now % WINDOW_S)
+    if count > limit:
+        return window_s - (now % window_s)
     return None
 
 
-def _local_incr(key: str) -> int:
+def _local_incr(key: str, window_s: int) -> int:
     """The local-memory cache: in-process, so calling it from the event loop blocks nothing."""
     try:
         return cache.incr(key)
     except ValueError:
-        return 1 if cache.add(key, 1, timeout=2 * WINDOW_S) else cache.incr(key)
+        return 1 if cache.add(key, 1, timeout=2 * window_s) else cache.incr(key)
 
 
 class ConnectionCounter:
@@ -95,6 +96,11 @@ class ConnectionCounter:
                 return False
             self._counts[ip] = current + 1
             return True
+
+    def total(self) -> int:
+        """Open connections counted in this process (tests and benchmarks check it returns to 0)."""
+        with self._lock:
+            return sum(self._counts.values())
 
     def release(self, ip: str) -> None:
         """Forget one connection of `ip`."""

@@ -6,9 +6,9 @@ assistant row exists from `reply.start`, and every later state change is a guard
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from assistant import protocol, sql
 from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, ProviderCall, SessionRating
@@ -54,7 +55,11 @@ class PageContext:
 
 @dataclass(slots=True)
 class SessionOpened:
-    """Result of `session_open`: the session, its history, and a token for a new one."""
+    """Result of `session_open`: the session, its history, and a token for a new one.
+
+    `session.pk` is None while the session is pending: it has an id and a token, but nothing
+    to keep yet, so no row (see `session_open`).
+    """
 
     session: ChatSession
     token: str | None
@@ -83,6 +88,18 @@ def stale_before() -> timedelta:
     return timedelta(seconds=max(15.0, 5 * settings.CHAT_CHECKPOINT_INTERVAL_S))
 
 
+def session_token(public_id: uuid.UUID) -> str:
+    """The resume token of a session: an HMAC of its id under the server's secret key.
+
+    Derived, not random, so that a session needs no row until it has something to keep: a
+    `hello` that never sends anything costs nothing, yet its token already works for every tab
+    (the row, once written, stores only the token's hash, as for any session). 256 bits,
+    43 URL-safe characters; rotating SECRET_KEY only invalidates sessions that have no row.
+    """
+    digest = salted_hmac("parley.assistant.session-token", str(public_id), algorithm="sha256").digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
 def session_open(
     *,
     session_id: str | None,
@@ -91,21 +108,24 @@ def session_open(
     identity: Identity | None,
     page: PageContext,
 ) -> SessionOpened:
-    """Create a session (no id given) or resume one after checking its token."""
+    """Start a pending session (no id given), or resume one after checking its token.
+
+    A new session is not written: `session_materialize` writes it when the visitor first sends
+    something to keep (a message, a rating, an event). Resuming one that was never written (a
+    second tab, a reconnect) checks the derived token and gives the pending session back.
+    Starting a session therefore touches no database at all.
+    """
     if session_id is None:
-        new_token = secrets.token_urlsafe(32)
-        session = ChatSession.objects.create(
-            token_hash=hash_token(new_token),
-            page_url=page.url,
-            page_title=page.title,
-            referrer=page.referrer,
-            locale=page.locale,
-            user_agent=page.user_agent[:500],
-            **_identity_fields(identity),
+        session = _pending_session(uuid.uuid4(), identity, page)
+        return SessionOpened(
+            session=session, token=session_token(session.public_id), history=[], history_truncated=False
         )
-        return SessionOpened(session=session, token=new_token, history=[], history_truncated=False)
 
     session = _session_by_credentials(session_id, token)
+    if session.pk is None:
+        return SessionOpened(
+            session=_pending_session(session.public_id, identity, page), token=None, history=[], history_truncated=False
+        )
     now = timezone.now()
     with transaction.atomic():
         _interrupt_stale_replies(session, now)
@@ -122,6 +142,40 @@ def session_open(
     return SessionOpened(session=session, token=None, history=history, history_truncated=truncated, streaming=streaming)
 
 
+def _pending_session(public_id: uuid.UUID, identity: Identity | None, page: PageContext) -> ChatSession:
+    """An unsaved session: what `session_materialize` will write."""
+    return ChatSession(
+        public_id=public_id,
+        token_hash=hash_token(session_token(public_id)),
+        page_url=page.url,
+        page_title=page.title,
+        referrer=page.referrer,
+        locale=page.locale,
+        user_agent=page.user_agent[:500],
+        **_identity_fields(identity),
+    )
+
+
+_MATERIALIZED_FIELDS = (
+    "token_hash",
+    "page_url",
+    "page_title",
+    "referrer",
+    "locale",
+    "user_agent",
+    "user_type",
+    "external_user_id",
+    "external_user_name",
+    "external_user_email",
+)
+
+
+def session_materialize(*, session: ChatSession) -> tuple[ChatSession, bool]:
+    """Write a pending session (or find the row another tab wrote first); True when written here."""
+    defaults = {name: getattr(session, name) for name in _MATERIALIZED_FIELDS}
+    return ChatSession.objects.get_or_create(public_id=session.public_id, defaults=defaults)
+
+
 def _session_by_credentials(session_id: str, token: str | None) -> ChatSession:
     not_found = ClientError(protocol.SESSION_NOT_FOUND, "No session matches that id and token.")
     try:
@@ -129,11 +183,12 @@ def _session_by_credentials(session_id: str, token: str | None) -> ChatSession:
     except ValueError:
         raise not_found from None
     session = ChatSession.objects.filter(public_id=public_id).first()
-    # Compare even when the session is missing so timing says nothing about which part was wrong.
-    expected = session.token_hash if session is not None else "0" * 64
-    if not hmac.compare_digest(expected, hash_token(token or "")) or session is None:
+    # With no row, the session may be pending: its token is derived from its id. Compare in
+    # every case so that timing says nothing about which part was wrong.
+    expected = session.token_hash if session is not None else hash_token(session_token(public_id))
+    if not hmac.compare_digest(expected, hash_token(token or "")):
         raise not_found
-    return session
+    return session if session is not None else ChatSession(public_id=public_id)
 
 
 def _identity_fields(identity: Identity | None) -> dict[str, str]:
@@ -445,5 +500,15 @@ def session_end(*, session: ChatSession) -> None:
 
 
 def event_record(*, session: ChatSession, name: str, data: dict[str, object]) -> ChatEvent:
-    """Store one visitor action reported by the widget."""
-    return ChatEvent.objects.create(session=session, name=name, data=data)
+    """Store one visitor action reported by the widget, up to CHAT_EVENTS_PER_SESSION of them.
+
+    The cap bounds what one session can write (events carry up to 4 KB of data each); the
+    count is read in the same transaction as the insert, so two tabs overshoot it by one at most.
+    """
+    limit = settings.CHAT_EVENTS_PER_SESSION
+    with transaction.atomic():
+        if ChatEvent.objects.filter(session=session).count() >= limit:
+            raise ClientError(
+                protocol.LIMIT_REACHED, f"This conversation already has {limit} events; no more are recorded."
+            )
+        return ChatEvent.objects.create(session=session, name=name, data=data)

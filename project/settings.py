@@ -273,6 +273,18 @@ CHAT_RATE_LIMIT_BURST = env.integer("CHAT_RATE_LIMIT_BURST", 5, minimum=1)
 CHAT_IP_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_IP_RATE_LIMIT_PER_MINUTE", 60, minimum=1)
 CHAT_FRAME_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_FRAME_RATE_LIMIT_PER_MINUTE", 600, minimum=1)
 MAX_CONNECTIONS_PER_IP = env.integer("MAX_CONNECTIONS_PER_IP", 20, minimum=1)
+# --- Hostile traffic (docs/security.md) ---
+# Frames a connection may send at once beyond its steady rate; past it the connection is closed (1008).
+CHAT_FRAME_BURST = env.integer("CHAT_FRAME_BURST", 60, minimum=1)
+# Bytes sent to a client and not yet taken by it; past this the connection is dropped.
+CHAT_SEND_BUFFER_MAX_BYTES = env.integer("CHAT_SEND_BUFFER_MAX_BYTES", 1024 * 1024, minimum=64 * 1024)
+# Seconds a client has to send a complete HTTP request head (also a websocket handshake).
+HTTP_HEADER_TIMEOUT_S = env.decimal("HTTP_HEADER_TIMEOUT_S", 10.0, minimum=0.5)
+# New conversations written per client IP per hour (shared by every process on Redis).
+CHAT_SESSIONS_PER_IP_PER_HOUR = env.integer("CHAT_SESSIONS_PER_IP_PER_HOUR", 100, minimum=1)
+# Widget events stored per conversation, and per connection per minute.
+CHAT_EVENTS_PER_SESSION = env.integer("CHAT_EVENTS_PER_SESSION", 200, minimum=1)
+CHAT_EVENT_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_EVENT_RATE_LIMIT_PER_MINUTE", 30, minimum=1)
 
 WIDGET_ALLOWED_ORIGINS = env.string_list("WIDGET_ALLOWED_ORIGINS", [])
 WIDGET_IDENTITY_SECRET = env.optional_string("WIDGET_IDENTITY_SECRET")

@@ -36,9 +36,10 @@ T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 
 # --- fixtures built through the chat services -----------------------------------------------
 def new_session() -> ChatSession:
-    return services.session_open(
+    pending = services.session_open(
         session_id=None, token=None, last_seq=0, identity=None, page=services.PageContext()
     ).session
+    return services.session_materialize(session=pending)[0]
 
 
 def answered_turn(session: ChatSession, text: str, client_id: str) -> ChatMessage:

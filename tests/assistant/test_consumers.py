@@ -37,20 +37,49 @@ async def connected(**kwargs: object) -> ChatClient:
 
 
 # --- sessions ---------------------------------------------------------------------------------
-async def test_hello_without_session_creates_one_and_returns_its_token_once() -> None:
+async def test_hello_without_session_returns_its_token_once_and_the_first_message_writes_it() -> None:
     client = await connected()
     welcome = await client.hello(page={"url": "https://shop.example/help", "title": "Help"}, locale="en-GB")
     assert welcome["token"] and welcome["status"] == "active" and welcome["history"] == []
-    assert welcome["config"]["max_chars"] == 1000 and welcome["config"]["quick_replies"]
-    session = await database_sync_to_async(ChatSession.objects.get)(public_id=welcome["session_id"])
-    assert session.token_hash != welcome["token"] and len(session.token_hash) == 64
-    assert (session.page_url, session.page_title, session.locale) == ("https://shop.example/help", "Help", "en-GB")
+    assert len(welcome["token"]) == 43 and welcome["config"]["max_chars"] == 1000 and welcome["config"]["quick_replies"]
     await client.close()
 
     again = await connected()
     resumed = await again.hello(session_id=welcome["session_id"], token=welcome["token"])
     assert "token" not in resumed and resumed["session_id"] == welcome["session_id"]
+    await again.say("Hello there", "c-1")
+    session = await database_sync_to_async(ChatSession.objects.get)(public_id=welcome["session_id"])
+    assert session.token_hash != welcome["token"] and len(session.token_hash) == 64
+    assert (session.page_url, session.page_title, session.locale) == ("", "", "")  # the resuming hello sent none
     await again.close()
+
+    third = await connected()
+    resumed = await third.hello(session_id=welcome["session_id"], token=welcome["token"])
+    assert [item["seq"] for item in resumed["history"]] == [1, 2]
+    await third.close()
+
+
+async def test_hello_alone_writes_no_session_row_and_a_wrong_token_is_refused() -> None:
+    client = await connected()
+    welcome = await client.hello(page={"url": "https://shop.example/help", "title": "Help"}, locale="en-GB")
+    await client.send({"type": "end"})
+    assert (await client.recv_type("ended"))["type"] == "ended"
+    assert await count(ChatSession) == 0
+    await client.close()
+    other = await connected()
+    await other.send({"type": "hello", "session_id": welcome["session_id"], "token": "x" * 43})
+    assert (await other.recv())["code"] == "session_not_found"
+    await other.close()
+
+
+async def test_first_message_writes_the_pending_session_with_its_hello_context() -> None:
+    client = await connected()
+    welcome = await client.hello(page={"url": "https://shop.example/help", "title": "Help"}, locale="en-GB")
+    await client.say("Hi", "c-1")
+    session = await database_sync_to_async(ChatSession.objects.get)(public_id=welcome["session_id"])
+    assert (session.page_url, session.page_title, session.locale) == ("https://shop.example/help", "Help", "en-GB")
+    assert session.title == "Hi" and session.last_seq == 2
+    await client.close()
 
 
 async def test_message_is_acked_then_reply_streams_from_the_knowledge_base() -> None:
@@ -530,10 +559,12 @@ async def test_signed_identity_is_stored_and_a_forged_one_stays_anonymous(settin
     }
     client = await connected()
     welcome = await client.hello(identity=good)
+    await client.say("Hi", "c-1")  # a session is written with its first message
     session = await database_sync_to_async(ChatSession.objects.get)(public_id=welcome["session_id"])
     assert (session.user_type, session.external_user_id, session.external_user_name) == ("client", "42", "Ada")
     forged = await connected()
     welcome = await forged.hello(identity=dict(good, signature="0" * 64))
+    await forged.say("Hi", "c-1")
     session = await database_sync_to_async(ChatSession.objects.get)(public_id=welcome["session_id"])
     assert (session.user_type, session.external_user_id) == ("anonymous", "")
     await client.close()

@@ -25,9 +25,10 @@ T = TypeVar("T")
 
 
 def new_session() -> ChatSession:
-    return services.session_open(
+    pending = services.session_open(
         session_id=None, token=None, last_seq=0, identity=None, page=services.PageContext()
     ).session
+    return services.session_materialize(session=pending)[0]
 
 
 def outcome(text: str, status: str = "complete", **fields: Any) -> services.ReplyOutcome:
