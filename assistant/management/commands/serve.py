@@ -5,27 +5,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import daphne.server
 from channels.routing import get_default_application
 from daphne.endpoints import build_endpoint_description_strings
 from daphne.server import Server
-from daphne.ws_protocol import WebSocketFactory
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from project import server
+
 logger = logging.getLogger(__name__)
-
-
-class CloseFrameWebSocketFactory(WebSocketFactory):
-    """daphne's factory, but a frame over the size limit gets a 1009 close frame.
-
-    autobahn's default (`failByDrop`) drops the TCP connection instead, which browsers report
-    as 1006 and which tells the client nothing. The oversized payload is still never buffered.
-    """
-
-    def setProtocolOptions(self, **options: Any) -> None:
-        options.setdefault("failByDrop", False)
-        super().setProtocolOptions(**options)
 
 
 class Command(BaseCommand):
@@ -53,7 +41,7 @@ class Command(BaseCommand):
             settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
         )
         _recover_analytics()
-        daphne.server.WebSocketFactory = CloseFrameWebSocketFactory  # type: ignore[misc]
+        server.install()  # frame limits before the queue, bounded output, request-head deadline
         Server(
             application=get_default_application(),
             endpoints=build_endpoint_description_strings(host=host, port=port),
