@@ -167,8 +167,8 @@ class Router:
                     yield record.usage
                     return
             finally:
-                if not settled:
-                    # Stopped, cancelled, deadline passed or abandoned before a result: give a
+                if permit.probe and not settled:
+                    # Stopped, cancelled, deadline passed or abandoned before a result: give the
                     # probe back uncounted (shielded: a second cancel must not lose it either).
                     await asyncio.shield(self.breaker.release(permit))
             failed_before = provider.name
