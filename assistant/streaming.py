@@ -410,7 +410,7 @@ class ReplyJob:
                     cache_key = response_cache.cache_key(
                         self.query, get_knowledge_base().version, [provider.name for provider in chain]
                     )
-                    cached = await response_cache.lookup(cache_key)
+                    cached = await response_cache.lookup(cache_key, chain)
                     if cached is not None:
                         await self._replay(cached, result)
                         return await self._end(result, hits, None, None, control_channel, checkpoints)
@@ -475,6 +475,7 @@ class ReplyJob:
                     model=result.model,
                     sources=_sources(hits, result.provider),
                 ),
+                router.providers,
             )
         await self._leave_control_group(control_channel)
 

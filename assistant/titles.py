@@ -1,9 +1,16 @@
 """Better session titles from a short provider call, off the reply's path.
 
 `turn_begin` already titles a session from its first message (deterministic, instant). When a
-cloud provider is configured, this asks it for a short summary instead, after the reply has
-started, and replaces the automatic title only if nobody changed it meanwhile. Failures keep
-the automatic title; the attempt is recorded as a `ProviderCall` with feature `title`.
+cloud provider is configured, this asks it for a short summary instead, and replaces the
+automatic title only if nobody changed it meanwhile. Failures keep the automatic title; the
+attempt is recorded as a `ProviderCall` with feature `title`.
+
+The call waits for the session's reply to end, then asks the first cloud provider with
+`probe=False`. The visitor's reply comes first in every sense: it is never slowed by a second
+request to the same vendor, it is the one that probes a half-open breaker (a title call would
+otherwise win that race and push the reply to a fallback), and when the reply found the key bad
+(401/403/404 open the breaker at once) the title call is skipped instead of sending the same bad
+key again.
 """
 
 from __future__ import annotations
@@ -51,8 +58,9 @@ async def drain() -> None:
 
 
 async def _improve(*, session_pk: int, message_pk: int, first_message: str, current: str) -> None:
+    await _reply_ended(session_pk)
     cloud = [provider for provider in provider_chain() if provider.name != "local"]
-    router = Router(cloud[:1])  # the first cloud provider; no failover for a cosmetic call
+    router = Router(cloud[:1], probe=False)  # the first cloud provider; no failover for a cosmetic call
     request = ReplyRequest(query=first_message, system_prompt=TITLE_PROMPT, history_tokens=0, with_knowledge=False)
     parts: list[str] = []
     try:
@@ -74,6 +82,15 @@ async def _improve(*, session_pk: int, message_pk: int, first_message: str, curr
         await database_sync_to_async(_store)(session_pk, current, title, calls)
     except Exception:
         logger.exception("Could not store the title of session %s", session_pk)
+
+
+async def _reply_ended(session_pk: int) -> None:
+    """Wait (without cancelling it) for the reply this process is generating for the session."""
+    from assistant.streaming import registry  # streaming imports this module
+
+    job = registry.get(session_pk)
+    if job is not None and job.task is not None:
+        await asyncio.wait({job.task})
 
 
 def _store(session_pk: int, current: str, title: str, calls: list[services.ProviderCallRecord]) -> None:

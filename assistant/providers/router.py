@@ -6,12 +6,17 @@ For each provider of the chain, in order (skipping one whose breaker is open):
 - before any text: connection errors, timeouts, 429 and 5xx are retried up to
   PROVIDER_MAX_RETRIES times with exponential backoff and jitter, or after `Retry-After` when
   the vendor sends one no longer than PROVIDER_RETRY_AFTER_CAP_S (a refused connection is
-  retried at once: waiting cannot revive a closed port); 400/401/403/404 fail over at once
-  with one log line for the operator;
+  retried at once: waiting cannot revive a closed port); 400/401/403/404 fail over at once;
+- a bad key or model (401, 403, 404) takes the provider out for the breaker's cooldown at once,
+  with one ERROR line for the operator per opening (not per request): the title call and the
+  next visitors do not send more requests with a key known to be bad. A failure that opens the
+  breaker (a failed probe, the THRESHOLD-th failure) also ends the retries of that provider;
 - after text began, any failure (cut connection, malformed or error event, idle timeout) is a
   mid-stream failure: the router yields `Broken` (the caller keeps the partial reply as
   interrupted) and the next provider answers from the start.
-Every attempt is kept in `attempts` for the `ProviderCall` rows.
+Every breaker permit is settled in a `finally`: recorded as a success or failure when the call
+ended that way, released otherwise (stopped, cancelled, deadline passed, generator abandoned), so
+a half-open probe is never lost. Every attempt is kept in `attempts` for the `ProviderCall` rows.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from assistant.providers.base import (
     UsageReport,
     estimate_tokens,
 )
-from assistant.providers.breaker import CircuitBreaker, breaker
+from assistant.providers.breaker import CircuitBreaker, Permit, breaker
 from assistant.providers.prompt import conversation, system_text
 
 logger = logging.getLogger(__name__)
@@ -100,6 +105,8 @@ class Router:
     attempts: list[Attempt] = field(default_factory=list)
     answered_by: tuple[str, str] = ("", "")
     segment: int = 0
+    #: False for side calls (titles): they use a closed breaker only, never the half-open probe.
+    probe: bool = True
 
     async def stream(self, request: ReplyRequest, *, deadline: float) -> AsyncIterator[RouterEvent]:
         """Text chunks and finally usage of the provider that answered; `Broken` between segments.
@@ -109,55 +116,61 @@ class Router:
         last_error: ProviderError | None = None
         failed_before = ""
         for provider in self.providers:
-            if provider.name != "local" and not await self.breaker.allow(provider.name):
+            if deadline - time.monotonic() <= 0:  # before asking the breaker: a probe must be used
+                raise AllProvidersFailed(last_error or ProviderTimeout("reply deadline passed", provider.name))
+            permit = await self._admit(provider)
+            if permit is None:
                 skipped = self._start(provider, 1, failed_before)
                 skipped.end("skipped")
                 failed_before = failed_before or provider.name
                 continue
-            for number in range(1, settings.PROVIDER_MAX_RETRIES + 2):
-                if deadline - time.monotonic() <= 0:
-                    raise AllProvidersFailed(last_error or ProviderTimeout("reply deadline passed", provider.name))
-                record = self._start(provider, number, failed_before)
-                text: list[str] = []
-                try:
-                    async for event in self._attempt(provider, request, record, text, deadline):
-                        yield event
-                except ProviderError as error:
-                    last_error = error
-                    await self._record_breaker(provider, ok=False)
-                    if record.ttft_ms is not None:  # text had begun: a mid-stream failure
-                        broken = error if isinstance(error, ProviderInterrupted) else _interrupted(error)
+            settled = False
+            try:
+                for number in range(1, settings.PROVIDER_MAX_RETRIES + 2):
+                    if deadline - time.monotonic() <= 0:
+                        raise AllProvidersFailed(last_error or ProviderTimeout("reply deadline passed", provider.name))
+                    record = self._start(provider, number, failed_before)
+                    text: list[str] = []
+                    try:
+                        async for event in self._attempt(provider, request, record, text, deadline):
+                            yield event
+                    except ProviderError as error:
+                        last_error = error
+                        opened = await self._record_breaker(provider, error)
+                        settled = True
+                        if record.ttft_ms is not None:  # text had begun: a mid-stream failure
+                            broken = error if isinstance(error, ProviderInterrupted) else _interrupted(error)
+                            record.usage = self._usage(request, "".join(text), record.usage)
+                            record.end("interrupted", broken)
+                            if deadline - time.monotonic() <= 0:
+                                raise AllProvidersFailed(error) from None  # no time left for a replacement
+                            logger.warning("%s broke mid-reply (%s); failing over", provider.name, error)
+                            self.segment += 1
+                            yield Broken(provider.name, provider.model, broken, record.usage)
+                            break
+                        record.end("error", error)
+                        self._log_refusal(provider, error, opened=opened)
+                        wait = None if opened else self._retry_wait(error, number, deadline)
+                        if wait is None:
+                            break
+                        await asyncio.sleep(wait)
+                        continue
+                    except asyncio.CancelledError:
                         record.usage = self._usage(request, "".join(text), record.usage)
-                        record.end("interrupted", broken)
-                        if deadline - time.monotonic() <= 0:
-                            raise AllProvidersFailed(error) from None  # no time left for a replacement
-                        logger.warning("%s broke mid-reply (%s); failing over", provider.name, error)
-                        self.segment += 1
-                        yield Broken(provider.name, provider.model, broken, record.usage)
-                        break
-                    record.end("error", error)
-                    wait = self._retry_wait(error, number, deadline)
-                    if wait is None:
-                        if isinstance(error, ProviderAuthError | ProviderBadRequest):
-                            logger.error(
-                                "AI provider %s (model %s) refused the request: %s. Check its key and model.",
-                                provider.name,
-                                provider.model,
-                                error.detail,
-                            )
-                        break
-                    await asyncio.sleep(wait)
-                    continue
-                except asyncio.CancelledError:
+                        record.end("stopped")
+                        raise
                     record.usage = self._usage(request, "".join(text), record.usage)
-                    record.end("stopped")
-                    raise
-                record.usage = self._usage(request, "".join(text), record.usage)
-                record.end("ok")
-                await self._record_breaker(provider, ok=True)
-                self.answered_by = (provider.name, provider.model)
-                yield record.usage
-                return
+                    record.end("ok")
+                    await self._record_breaker(provider, None)
+                    settled = True
+                    self.answered_by = (provider.name, provider.model)
+                    yield record.usage
+                    return
+            finally:
+                if permit.probe and not settled:
+                    # Stopped, cancelled, deadline passed or abandoned before a result: give the
+                    # probe back uncounted (shielded: a second cancel must not lose it either).
+                    await asyncio.shield(self.breaker.release(permit))
             failed_before = provider.name
         raise AllProvidersFailed(last_error)
 
@@ -202,9 +215,38 @@ class Router:
         self.attempts.append(record)
         return record
 
-    async def _record_breaker(self, provider: AIProvider, *, ok: bool) -> None:
-        if provider.name != "local":
-            await self.breaker.record(provider.name, ok=ok)
+    async def _admit(self, provider: AIProvider) -> Permit | None:
+        """The breaker's permit for `provider` (the local assistant has no breaker)."""
+        if provider.name == "local":
+            return Permit(provider.name)
+        return await self.breaker.allow(provider.name, probe=self.probe)
+
+    async def _record_breaker(self, provider: AIProvider, error: ProviderError | None) -> bool:
+        """Count the attempt's result; True when this failure opened the provider's breaker."""
+        if provider.name == "local":
+            return False
+        return await self.breaker.record(provider.name, ok=error is None, fatal=takes_provider_out(error))
+
+    @staticmethod
+    def _log_refusal(provider: AIProvider, error: ProviderError, *, opened: bool) -> None:
+        """One ERROR line for the operator when the vendor refuses Parley's key, model or request."""
+        if takes_provider_out(error):
+            if opened:  # once per opening of the breaker, not once per request
+                logger.error(
+                    "AI provider %s (model %s) refused the request: %s. Check its key and model; "
+                    "it is skipped for %.0f s, then tried again.",
+                    provider.name,
+                    provider.model,
+                    error.detail,
+                    settings.PROVIDER_BREAKER_COOLDOWN_S,
+                )
+        elif isinstance(error, ProviderBadRequest):
+            logger.error(
+                "AI provider %s (model %s) refused the request: %s. Check its key and model.",
+                provider.name,
+                provider.model,
+                error.detail,
+            )
 
     @staticmethod
     def _retry_wait(error: ProviderError, number: int, deadline: float) -> float | None:
@@ -228,6 +270,11 @@ class Router:
             return reported
         prompt = system_text(request) + "".join(message.text for message in conversation(request))
         return UsageReport(input_tokens=estimate_tokens(prompt), output_tokens=estimate_tokens(text), estimated=True)
+
+
+def takes_provider_out(error: ProviderError | None) -> bool:
+    """A bad key (401/403) or unknown model (404): every request fails the same until an operator acts."""
+    return isinstance(error, ProviderAuthError) or (isinstance(error, ProviderBadRequest) and error.status_code == 404)
 
 
 def _interrupted(error: ProviderError) -> ProviderInterrupted:

@@ -71,3 +71,67 @@ async def test_state_is_shared_through_redis_by_every_process(fast_breaker: Circ
         assert await fast_breaker.allow("gemini")
     finally:
         await shared_redis.close()
+
+
+# --- Issue 13: every probe is settled; a bad key opens the breaker at once --------------------
+# Marked `backends`: in-process on the embedded run, the Redis scripts in the services pass.
+
+
+@pytest.fixture
+async def either_breaker(fast_breaker: CircuitBreaker):
+    """The breaker as configured by the run: per process, or shared through Redis."""
+    from assistant import shared_redis
+
+    yield fast_breaker
+    await shared_redis.close()
+
+
+@pytest.mark.backends
+async def test_a_released_probe_lets_the_next_call_probe(either_breaker: CircuitBreaker) -> None:
+    await fail(either_breaker, "openai", 2)
+    await asyncio.sleep(0.25)
+    probe = await either_breaker.allow("openai")
+    assert probe is not None and probe.probe
+    assert await either_breaker.allow("openai") is None  # one probe at a time
+    await either_breaker.release(probe)  # the call was stopped: nothing counted, slot free
+    again = await either_breaker.allow("openai")
+    assert again is not None and again.probe
+    await either_breaker.record("openai", ok=True)
+    closed = await either_breaker.allow("openai")
+    assert closed is not None and not closed.probe
+
+
+@pytest.mark.backends
+async def test_a_stale_release_does_not_free_another_callers_probe(either_breaker: CircuitBreaker) -> None:
+    await fail(either_breaker, "gemini", 2)
+    await asyncio.sleep(0.25)
+    first = await either_breaker.allow("gemini")
+    assert first is not None
+    await fail(either_breaker, "gemini", 1)  # the probe failed: open again
+    await asyncio.sleep(0.25)
+    second = await either_breaker.allow("gemini")
+    assert second is not None and second.probe
+    await either_breaker.release(first)  # late: must not free the probe of `second`
+    assert await either_breaker.allow("gemini") is None
+
+
+@pytest.mark.backends
+async def test_a_bad_key_opens_the_breaker_at_once_and_counts_as_one_opening(either_breaker: CircuitBreaker) -> None:
+    assert await either_breaker.record("anthropic", ok=False, fatal=True)  # threshold is 2
+    assert await either_breaker.allow("anthropic") is None
+    assert not await either_breaker.record("anthropic", ok=False, fatal=True)  # already open: not reported again
+    await asyncio.sleep(0.25)
+    probe = await either_breaker.allow("anthropic")
+    assert probe is not None and probe.probe
+    assert await either_breaker.record("anthropic", ok=False, fatal=True)  # the probe found it bad again
+
+
+@pytest.mark.backends
+async def test_a_side_call_never_takes_the_half_open_probe(either_breaker: CircuitBreaker) -> None:
+    await fail(either_breaker, "openai", 2)
+    await asyncio.sleep(0.25)
+    assert await either_breaker.allow("openai", probe=False) is None
+    probe = await either_breaker.allow("openai")
+    assert probe is not None and probe.probe
+    await either_breaker.record("openai", ok=True)
+    assert await either_breaker.allow("openai", probe=False) is not None

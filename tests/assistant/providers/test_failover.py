@@ -296,7 +296,7 @@ async def test_circuit_breaker_skips_a_failing_provider_then_probes_it(
     fast_failover.PROVIDER_BREAKER_THRESHOLD = 2
     fast_failover.PROVIDER_BREAKER_COOLDOWN_S = 0.5
     with FakeVendor("openai", tokens=PRIMARY_TOKENS) as flaky:
-        flaky.faults.extend(["status:401", "status:401"])  # no retries: one attempt per turn
+        flaky.faults.extend(["status:400", "status:400"])  # no retries, counted (not a bad key): one per turn
         point(fast_failover, "openai", flaky.base_url)
         point(fast_failover, "anthropic", backup_vendors["anthropic"].base_url)
         fast_failover.AI_PROVIDERS = ["openai", "anthropic"]
