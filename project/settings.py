@@ -277,6 +277,9 @@ MAX_CONNECTIONS_PER_IP = env.integer("MAX_CONNECTIONS_PER_IP", 20, minimum=1)
 WIDGET_ALLOWED_ORIGINS = env.string_list("WIDGET_ALLOWED_ORIGINS", [])
 WIDGET_IDENTITY_SECRET = env.optional_string("WIDGET_IDENTITY_SECRET")
 WIDGET_IDENTITY_REQUIRED = env.boolean("WIDGET_IDENTITY_REQUIRED", False)
+# Signed identities expire: a day covers a tab left open through a working day (the widget re-sends
+# the page's identity on every reconnect) and ends a copied signature's use the next day.
+WIDGET_IDENTITY_MAX_AGE_S = env.integer("WIDGET_IDENTITY_MAX_AGE_S", 86400, minimum=60)
 if WIDGET_IDENTITY_REQUIRED and not WIDGET_IDENTITY_SECRET:
     raise ImproperlyConfigured("WIDGET_IDENTITY_REQUIRED needs WIDGET_IDENTITY_SECRET")
 

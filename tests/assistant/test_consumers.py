@@ -526,8 +526,11 @@ async def test_signed_identity_is_stored_and_a_forged_one_stays_anonymous(settin
         "name": "Ada",
         "email": "ada@example.com",
         "user_type": "client",
-        "signature": identity_signature("42", "s3cret"),
+        "issued_at": int(time.time()),
     }
+    good["signature"] = identity_signature(
+        "s3cret", user_id="42", name="Ada", email="ada@example.com", user_type="client", issued_at=good["issued_at"]
+    )
     client = await connected()
     welcome = await client.hello(identity=good)
     session = await database_sync_to_async(ChatSession.objects.get)(public_id=welcome["session_id"])
