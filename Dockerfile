@@ -38,5 +38,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"]
 
-# `serve` is daphne with the settings' frame-size limit (CHAT_MAX_FRAME_BYTES) and proxy headers.
-CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+# `serve` is daphne with the settings' frame-size limit (CHAT_MAX_FRAME_BYTES). Behind a reverse
+# proxy, set TRUST_PROXY_HEADERS=1 and TRUSTED_PROXIES to the proxy's address or network
+# (docker-compose.yml does); X-Forwarded-For from any other peer is ignored.
+CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -48,6 +48,13 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
 
+# The reverse-proxy tests (tests/deploy/) run the shipped deploy/nginx.conf in Debian's nginx.
+NGINX := /usr/sbin/nginx
+$(NGINX):
+	@echo "== installing Debian's nginx for the reverse-proxy tests =="
+	$(SUDO) apt-get update -qq
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx
+
 ## run: virtualenv, install, migrate, serve on the embedded defaults (SQLite, in-memory layer, offline assistant)
 run: install
 	$(BIN)/python manage.py migrate --noinput
@@ -69,7 +76,7 @@ demo: install
 ## test: the whole suite on the embedded defaults, then the backend tests on Postgres + Redis
 test: test-embedded test-services
 
-test-embedded: install-dev $(CHROMIUM)
+test-embedded: install-dev $(CHROMIUM) $(NGINX)
 	$(TEST_ENV) $(BIN)/python -m pytest
 
 test-services: install-dev

@@ -187,6 +187,7 @@ _IDENTITY_FIELDS = {
     "name": Field(str, max_length=255),
     "email": Field(str, max_length=254),
     "user_type": Field(str, choices=("client", "provider")),
+    "issued_at": Field(int, minimum=0),
     "signature": Field(str, max_length=128),
 }
 

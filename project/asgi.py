@@ -27,6 +27,11 @@ application = ProtocolTypeRouter(
     }
 )
 
+from project.proxy import ProxyHeaders  # noqa: E402
+
+# Outermost: every HTTP request and websocket sees the client address and scheme a trusted proxy saw.
+application = ProxyHeaders(application)
+
 # Everything imported so far (Django, the SDKs of the configured providers) lives as long as the
 # process. Freezing it keeps the collector from re-scanning it: full collections of those
 # objects paused every stream for 75 to 150 ms at 100 concurrent replies (docs/benchmarks.md).

@@ -8,6 +8,7 @@ convenience (real environment variables always win).
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
 from pathlib import Path
@@ -108,6 +109,17 @@ def string_list(name: str, default: list[str], *, separator: str = ",") -> list[
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(separator) if item.strip()]
+
+
+def ip_networks(name: str, default: list[str]) -> list[str]:
+    """A comma-separated list of IP addresses or CIDR networks (e.g. 10.0.0.0/8, ::1)."""
+    items = string_list(name, default)
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(f"{name} must list IP addresses or CIDR networks, got {item!r}") from None
+    return items
 
 
 def choice(name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -175,7 +175,8 @@ warnings.filterwarnings("ignore", message="No directory at: ")
 if not DEVELOPMENT:
     SESSION_COOKIE_SECURE = env.boolean("SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # No SECURE_PROXY_SSL_HEADER: Django would believe X-Forwarded-Proto from anyone. The proxy
+    # middleware (project/proxy.py) sets the scheme from it only for a trusted proxy.
 
 LOGGING = {
     "version": 1,
@@ -289,6 +290,9 @@ CHAT_EVENT_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_EVENT_RATE_LIMIT_PER_MINUTE
 WIDGET_ALLOWED_ORIGINS = env.string_list("WIDGET_ALLOWED_ORIGINS", [])
 WIDGET_IDENTITY_SECRET = env.optional_string("WIDGET_IDENTITY_SECRET")
 WIDGET_IDENTITY_REQUIRED = env.boolean("WIDGET_IDENTITY_REQUIRED", False)
+# Signed identities expire: a day covers a tab left open through a working day (the widget re-sends
+# the page's identity on every reconnect) and ends a copied signature's use the next day.
+WIDGET_IDENTITY_MAX_AGE_S = env.integer("WIDGET_IDENTITY_MAX_AGE_S", 86400, minimum=60)
 if WIDGET_IDENTITY_REQUIRED and not WIDGET_IDENTITY_SECRET:
     raise ImproperlyConfigured("WIDGET_IDENTITY_REQUIRED needs WIDGET_IDENTITY_SECRET")
 
@@ -318,4 +322,11 @@ DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", "Parley <parley@localhost>
 # daphne refuses bigger websocket frames from their header, before buffering them (close 1009).
 DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = CHAT_MAX_FRAME_BYTES
 DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = CHAT_MAX_FRAME_BYTES
+
+# --- Client addresses behind a reverse proxy (project/proxy.py, docs/security.md) -------------
+# X-Forwarded-For / -Proto are believed only when on AND the direct peer is a trusted proxy.
 TRUST_PROXY_HEADERS = env.boolean("TRUST_PROXY_HEADERS", False)
+# Addresses/networks of the proxies: X-Forwarded-For is read from the right, skipping these.
+TRUSTED_PROXIES = env.ip_networks("TRUSTED_PROXIES", ["127.0.0.0/8", "::1"])
+# Instead of skipping by network: the client is the N-th X-Forwarded-For entry from the right.
+TRUSTED_PROXY_HOPS = env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=20)

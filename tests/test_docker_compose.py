@@ -5,6 +5,7 @@ These tests only read files; they need neither Docker nor the Django app.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 from urllib.parse import urlparse
@@ -191,13 +192,25 @@ def test_web_runs_at_least_two_replicas_behind_the_proxy(services):
     assert not services["web"].get("ports"), "web replicas must not publish host ports; the proxy does"
 
 
-def test_web_serves_daphne_through_manage_serve_with_proxy_headers(services):
+def test_web_serves_daphne_through_manage_serve(services):
     command = services["web"]["command"]
     command = command if isinstance(command, str) else " ".join(command)
     # `manage.py serve` runs daphne with the frame-size limit from settings.
     assert command.split()[:3] == ["python", "manage.py", "serve"]
-    assert "--proxy-headers" in command.split()
     assert "--port 8000" in command and "--host 0.0.0.0" in command
+
+
+def test_web_trusts_forwarded_headers_only_from_private_compose_addresses(services, web_env):
+    command = services["web"]["command"]
+    command = command if isinstance(command, str) else " ".join(command)
+    assert web_env.get("TRUST_PROXY_HEADERS") in {"1", "true"} or "--proxy-headers" in command.split()
+    # The default of ${TRUSTED_PROXIES:-...}: networks the compose network is allocated from.
+    value = re.sub(r"^\$\{TRUSTED_PROXIES:-(.*)\}$", r"\1", web_env["TRUSTED_PROXIES"])
+    networks = [ipaddress.ip_network(item.strip(), strict=False) for item in value.split(",") if item.strip()]
+    assert networks
+    for network in networks:
+        assert network.is_private and network.prefixlen >= 8, f"{network} is not a private proxy network"
+    assert web_env.get("TRUSTED_PROXY_HOPS", "0") == "0"
 
 
 def test_web_database_url_points_at_the_postgres_service(services, web_env):
@@ -325,6 +338,17 @@ def test_nginx_forwards_host_client_address_and_scheme(nginx):
     for block in proxied:
         headers = header_values(block)
         assert {"host", "x-forwarded-for", "x-forwarded-proto"} <= set(headers), headers
+
+
+def test_nginx_sets_x_forwarded_for_from_remote_addr_never_appending_the_clients_header(nginx):
+    """Issue 13 item 3: $proxy_add_x_forwarded_for kept the client's spoofed entries."""
+    locations = [children for name, _, children in walk(nginx) if name == "location" and children]
+    proxied = [block for block in locations if directives(block, "proxy_pass")]
+    assert proxied
+    for block in proxied:
+        assert header_values(block)["x-forwarded-for"] == "$remote_addr"
+    every_value = [" ".join(args) for name, args, _ in walk(nginx) if name == "proxy_set_header"]
+    assert not any("$proxy_add_x_forwarded_for" in value for value in every_value)
 
 
 def test_nginx_limits_request_bodies_to_one_megabyte(nginx):

@@ -156,6 +156,9 @@
     for (const k of ["name", "email", "user_type", "signature"]) {
       if (typeof x[k] === "string" && x[k]) out[k] = x[k];
     }
+    // Signed with the identity (unix seconds); a template may render it as a string of digits.
+    const issuedAt = typeof x.issued_at === "string" && /^\d+$/.test(x.issued_at) ? Number(x.issued_at) : x.issued_at;
+    if (Number.isSafeInteger(issuedAt) && issuedAt >= 0) out.issued_at = issuedAt;
     return out;
   }
 

@@ -555,8 +555,11 @@ async def test_signed_identity_is_stored_and_a_forged_one_stays_anonymous(settin
         "name": "Ada",
         "email": "ada@example.com",
         "user_type": "client",
-        "signature": identity_signature("42", "s3cret"),
+        "issued_at": int(time.time()),
     }
+    good["signature"] = identity_signature(
+        "s3cret", user_id="42", name="Ada", email="ada@example.com", user_type="client", issued_at=good["issued_at"]
+    )
     client = await connected()
     welcome = await client.hello(identity=good)
     await client.say("Hi", "c-1")  # a session is written with its first message

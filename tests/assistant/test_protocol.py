@@ -53,6 +53,7 @@ def test_decode_accepts_full_hello_frame() -> None:
             "name": "Ada",
             "email": "ada@example.com",
             "user_type": "client",
+            "issued_at": 1767225600,
             "signature": "ab" * 32,
         },
         "page": {"url": "https://shop.example/help", "title": "Help", "referrer": "https://search.example/"},

@@ -293,6 +293,20 @@ def test_redis_url_refuses_other_schemes(setvar: SetVar, url: str) -> None:
         env.redis_url(VAR)
 
 
+def test_ip_networks_accepts_addresses_and_cidr_networks_and_keeps_the_default_when_unset(setvar: SetVar) -> None:
+    setvar("10.0.0.0/8, ::1,192.168.1.7 ,2001:db8::/32")
+    assert env.ip_networks(VAR, ["127.0.0.0/8"]) == ["10.0.0.0/8", "::1", "192.168.1.7", "2001:db8::/32"]
+    setvar("  ")
+    assert env.ip_networks(VAR, ["127.0.0.0/8"]) == ["127.0.0.0/8"]
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/33", "proxy.example", "10.0.0.0/8,nope"])
+def test_ip_networks_refuses_what_is_not_an_address_or_network(setvar: SetVar, value: str) -> None:
+    setvar(value)
+    with refused(f"{VAR} must list IP addresses or CIDR networks"):
+        env.ip_networks(VAR, [])
+
+
 # --- _load_dotenv -----------------------------------------------------------------------------
 DOTENV_KEYS = (
     "PARLEY_T_PLAIN",

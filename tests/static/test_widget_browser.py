@@ -17,6 +17,7 @@ import json
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -422,6 +423,7 @@ def test_signed_identity_and_localised_strings_from_parley_settings(
     allowed, _, directory = host_pages
     secret = "identity-test-secret"
     env = {"WIDGET_ALLOWED_ORIGINS": allowed, "WIDGET_IDENTITY_SECRET": secret, "LOCAL_TOKEN_DELAY_MS": "0"}
+    issued_at = int(time.time())
     with django_db_blocker.unblock(), daphne(env) as ws:
         base = ws.replace("ws://", "http://")
         settings_js = json.dumps(
@@ -433,7 +435,15 @@ def test_signed_identity_and_localised_strings_from_parley_settings(
                     "name": "Ada",
                     "email": "ada@example.com",
                     "user_type": "client",
-                    "signature": identity_signature("42", secret),
+                    "issued_at": issued_at,
+                    "signature": identity_signature(
+                        secret,
+                        user_id="42",
+                        name="Ada",
+                        email="ada@example.com",
+                        user_type="client",
+                        issued_at=issued_at,
+                    ),
                 },
             }
         )

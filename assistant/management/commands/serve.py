@@ -26,13 +26,16 @@ class Command(BaseCommand):
             "--proxy-headers",
             action="store_true",
             default=None,
-            help="Trust X-Forwarded-For/-Proto from a reverse proxy (default: TRUST_PROXY_HEADERS).",
+            help="Same as TRUST_PROXY_HEADERS=1: believe X-Forwarded-For/-Proto from TRUSTED_PROXIES.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         host = options["host"] or settings.HOST
         port = options["port"] or settings.PORT
-        proxy = settings.TRUST_PROXY_HEADERS if options["proxy_headers"] is None else options["proxy_headers"]
+        if options["proxy_headers"]:
+            # Read by project/proxy.py's middleware; daphne's own proxy headers take the
+            # client-written leftmost X-Forwarded-For entry, so they are never turned on.
+            settings.TRUST_PROXY_HEADERS = True
         logger.info(
             "Parley listening on http://%s:%s (database: %s, channel layer: %s)",
             host,
@@ -47,9 +50,6 @@ class Command(BaseCommand):
             endpoints=build_endpoint_description_strings(host=host, port=port),
             websocket_max_message_size=settings.DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE,
             websocket_max_frame_size=settings.DAPHNE_WEBSOCKET_MAX_FRAME_SIZE,
-            proxy_forwarded_address_header="X-Forwarded-For" if proxy else None,
-            proxy_forwarded_port_header="X-Forwarded-Port" if proxy else None,
-            proxy_forwarded_proto_header="X-Forwarded-Proto" if proxy else None,
             verbosity=1,
         ).run()
 
