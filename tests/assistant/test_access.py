@@ -49,10 +49,14 @@ async def session_of(welcome: dict[str, Any]) -> ChatSession:
 
 
 async def hello_with(identity: dict[str, Any]) -> tuple[ChatClient, dict[str, Any]]:
+    """`hello` with `identity`; after a welcome, one message, which writes the session's row."""
     client, ok, code = await open_client()
     assert ok, f"connection refused with {code}"
     await client.send({"type": "hello", "identity": identity})
-    return client, await client.recv()
+    answer = await client.recv()
+    if answer["type"] == "welcome":
+        await client.say("Hello", "c-1")
+    return client, answer
 
 
 # --- the canonical form -----------------------------------------------------------------------
