@@ -33,7 +33,6 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +51,10 @@ from hypothesis import strategies as st  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
-from tests.support.frames import FRAME  # noqa: E402
+from tests.support.frames import FRAME, Tally, exchange  # noqa: E402
 from tests.support.live import free_port  # noqa: E402
 
 PYTHON = Path(sys.executable)
-SENTINEL = "end-of-fuzz"
 SERVER_ENV = {
     "PARLEY_DOTENV": "0",
     "PARLEY_ENV": "test",
@@ -71,48 +69,6 @@ SERVER_ENV = {
     "CHAT_IP_RATE_LIMIT_PER_MINUTE": "1000000",
     "MAX_CONNECTIONS_PER_IP": "20",
 }
-
-
-@dataclass(slots=True)
-class Tally:
-    """What the server answered."""
-
-    frames: int = 0
-    connections: int = 0
-    seconds: float = 0.0
-    codes: Counter[str] = field(default_factory=Counter)
-    closes: Counter[str] = field(default_factory=Counter)
-    internal_errors: list[str] = field(default_factory=list)
-
-    @property
-    def rate(self) -> float:
-        """Frames per second."""
-        return self.frames / self.seconds if self.seconds else 0.0
-
-
-def exchange(url: str, frames: list[str], hello_first: bool, tally: Tally) -> None:
-    """One connection: the frames, then the sentinel; read every answer up to the sentinel's."""
-    started = time.perf_counter()
-    with connect(url, max_size=None, open_timeout=10, close_timeout=2) as ws:
-        tally.connections += 1
-        try:
-            if hello_first:
-                ws.send('{"type":"hello"}')
-            for frame in frames:
-                ws.send(frame)
-            ws.send(json.dumps({"type": "ping", SENTINEL: 1}))
-            while True:
-                answer = json.loads(ws.recv(timeout=15))
-                if answer["type"] == "error":
-                    tally.codes[answer["code"]] += 1
-                    if answer["code"] == "internal_error":
-                        tally.internal_errors.append(repr(frames)[:300])
-                    if answer.get("field") == SENTINEL:
-                        break
-        except ConnectionClosed as closed:
-            tally.closes[str(closed.rcvd.code if closed.rcvd is not None else "no close frame")] += 1
-    tally.frames += len(frames) + 1 + hello_first
-    tally.seconds += time.perf_counter() - started
 
 
 def fuzz(url: str, target: int) -> Tally:

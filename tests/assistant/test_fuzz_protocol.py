@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +20,8 @@ from hypothesis import strategies as st
 
 from assistant.ratelimit import connections
 from tests.support.chat import ChatClient, open_client
-from tests.support.frames import FRAME
+from tests.support.frames import FRAME, Tally, exchange
+from tests.support.live import daphne
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("drain_replies")]
 
@@ -26,6 +29,14 @@ _addresses = (f"10.13.{n // 250}.{n % 250 + 1}" for n in itertools.count())
 #: Close codes a hostile client may earn: too big (1009), too many frames (1008).
 EXPECTED_CLOSES = {1008, 1009}
 SENTINEL = "end-of-fuzz"
+#: A real server: only there does a lone surrogate echoed in an error frame fail to encode.
+FUZZ_SERVER = {
+    "LOCAL_TOKEN_DELAY_MS": "0",
+    "LOG_LEVEL": "info",
+    "CHAT_FRAME_RATE_LIMIT_PER_MINUTE": "10000000",
+    "CHAT_FRAME_BURST": "100000",
+    "CHAT_SESSIONS_PER_IP_PER_HOUR": "1000000",
+}
 
 
 def _faults(records: list[logging.LogRecord]) -> list[str]:
@@ -85,3 +96,28 @@ async def test_after_fuzzing_a_normal_chat_still_works_and_slots_are_free() -> N
     assert ack["seq"] == 1 and end["status"] == "complete" and text
     await client.close()
     assert connections.total() == 0
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(django_db_setup: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """`manage.py serve` with the frame and session limits raised out of the fuzzer's way."""
+    log = tmp_path_factory.mktemp("fuzz") / "server.log"
+    with daphne(FUZZ_SERVER, log=log) as base:
+        yield f"{base}/ws/chat/", log
+
+
+@pytest.mark.live
+def test_fuzzed_frames_over_a_real_socket_never_break_the_server(fuzz_server: tuple[str, Path]) -> None:
+    url, log = fuzz_server
+    tally = Tally()
+
+    @settings(max_examples=60, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @given(frames=st.lists(FRAME, min_size=1, max_size=40), hello_first=st.booleans())
+    def example(frames: list[str], hello_first: bool) -> None:
+        exchange(url, frames, hello_first, tally)
+
+    example()
+    assert tally.frames > 200 and not tally.internal_errors
+    assert set(tally.closes) <= {"1008", "1009"}, tally.closes
+    faults = [line for line in log.read_text(errors="replace").splitlines() if " ERROR " in line or "Traceback" in line]
+    assert not faults

@@ -9,9 +9,14 @@ that lone UTF-16 surrogates, NUL and other control characters reach the server.
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import strategies as st
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from assistant.protocol import FRAME_FIELDS, NESTED_FIELDS
 
@@ -133,3 +138,50 @@ FRAME = st.one_of(
     DEEP,
     st.text(ANY_CHARACTER.filter(lambda c: not 0xD800 <= ord(c) <= 0xDFFF), max_size=80),
 )
+
+
+#: A last frame's extra field: its `invalid_field` answer names it, so once that answer arrives
+#: every frame before it has been handled (the server answers a connection's frames in order).
+SENTINEL = "end-of-fuzz"
+
+
+@dataclass(slots=True)
+class Tally:
+    """What the server answered."""
+
+    frames: int = 0
+    connections: int = 0
+    seconds: float = 0.0
+    codes: Counter[str] = field(default_factory=Counter)
+    closes: Counter[str] = field(default_factory=Counter)
+    internal_errors: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float:
+        """Frames per second."""
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+def exchange(url: str, frames: list[str], hello_first: bool, tally: Tally) -> None:
+    """One connection: the frames, then the sentinel; read every answer up to the sentinel's."""
+    started = time.perf_counter()
+    with connect(url, max_size=None, open_timeout=10, close_timeout=2) as ws:
+        tally.connections += 1
+        try:
+            if hello_first:
+                ws.send('{"type":"hello"}')
+            for frame in frames:
+                ws.send(frame)
+            ws.send(json.dumps({"type": "ping", SENTINEL: 1}))
+            while True:
+                answer = json.loads(ws.recv(timeout=15))
+                if answer["type"] == "error":
+                    tally.codes[answer["code"]] += 1
+                    if answer["code"] == "internal_error":
+                        tally.internal_errors.append(repr(frames)[:300])
+                    if answer.get("field") == SENTINEL:
+                        break
+        except ConnectionClosed as closed:
+            tally.closes[str(closed.rcvd.code if closed.rcvd is not None else "no close frame")] += 1
+    tally.frames += len(frames) + 1 + hello_first
+    tally.seconds += time.perf_counter() - started
