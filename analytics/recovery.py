@@ -32,11 +32,17 @@ class SweepResult:
     days: int
 
 
-def sweep_once(*, grace_s: int | None = None) -> SweepResult:
-    """One pass: interrupt orphaned replies, rebuild stale sessions, refresh changed days."""
+def sweep_once(*, grace_s: int | None = None, sole_process: bool = False) -> SweepResult:
+    """One pass: interrupt orphaned replies, rebuild stale sessions, refresh changed days.
+
+    `sole_process` (the startup pass of a server on the in-memory layer): every reply and
+    tracker found belonged to a dead predecessor, so nothing is left to a grace window.
+    """
     grace = settings.ANALYTICS_RECOVERY_GRACE_S if grace_s is None else grace_s
     recovered = services.analytics_recover(
-        grace=timedelta(seconds=grace), idle=timedelta(minutes=settings.RESOLUTION_IDLE_MINUTES)
+        grace=timedelta(seconds=grace),
+        idle=timedelta(minutes=settings.RESOLUTION_IDLE_MINUTES),
+        sole_process=sole_process,
     )
     days = services.rollups_refresh()
     return SweepResult(orphaned_replies=recovered.orphaned_replies, sessions=recovered.sessions, days=len(days))

@@ -13,6 +13,8 @@ from daphne.ws_protocol import WebSocketFactory
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from assistant import liveness
+
 logger = logging.getLogger(__name__)
 
 
@@ -52,6 +54,7 @@ class Command(BaseCommand):
             settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
             settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
         )
+        liveness.heartbeat.start()  # before recovery: it tells which processes are gone
         _recover_analytics()
         daphne.server.WebSocketFactory = CloseFrameWebSocketFactory  # type: ignore[misc]
         Server(
@@ -64,6 +67,7 @@ class Command(BaseCommand):
             proxy_forwarded_proto_header="X-Forwarded-Proto" if proxy else None,
             verbosity=1,
         ).run()
+        liveness.heartbeat.stop()  # a clean shutdown: this process's replies end now, not later
 
 
 def _recover_analytics() -> None:
@@ -74,7 +78,7 @@ def _recover_analytics() -> None:
     from analytics.recovery import sweep_once
 
     try:
-        result = sweep_once()
+        result = sweep_once(sole_process=liveness.sole_process())
     except Exception:
         logger.exception("Analytics recovery at startup failed; the periodic sweep will retry")
         return
