@@ -61,7 +61,7 @@ class SessionOpened:
     history: list[HistoryMessage]
     history_truncated: bool
     streaming: list[HistoryMessage] = field(default_factory=list)
-    #: Replies of a dead process, ended (`interrupted`) by this call: the client gets `reply.end`.
+    #: Replies a dead process left (`interrupted`) that the client may show as streaming: it gets `reply.end`.
     interrupted: list[HistoryMessage] = field(default_factory=list)
 
 
@@ -132,7 +132,7 @@ def session_open(
         history=history,
         history_truncated=truncated,
         streaming=streaming,
-        interrupted=_history_of(interrupted),
+        interrupted=_left_by_dead_process(session, history, _history_of(interrupted)),
     )
 
 
@@ -184,6 +184,27 @@ def _history_of(pks: list[int]) -> list[HistoryMessage]:
         return []
     rows = ChatMessage.objects.filter(pk__in=pks).select_related("feedback", "reply_to", "retry_of").order_by("seq")
     return [history_message(row) for row in rows]
+
+
+def _left_by_dead_process(
+    session: ChatSession, history: list[HistoryMessage], ended_now: list[HistoryMessage]
+) -> list[HistoryMessage]:
+    """Replies a dead process left that this client may still show as streaming.
+
+    Those just ended, and those in `history` (the client lacks their final state) that were ended
+    for their process (interrupted with no duration: their process never finished them), for
+    instance by the startup pass of the server that replaced it.
+    """
+    seqs = [item["seq"] for item in history if item["status"] == ChatMessage.Status.INTERRUPTED]
+    found = {item["seq"]: item for item in ended_now}
+    if seqs:
+        left = set(
+            ChatMessage.objects.filter(
+                session=session, seq__in=seqs, role=ChatMessage.Role.ASSISTANT, duration_ms__isnull=True
+            ).values_list("seq", flat=True)
+        )
+        found.update({item["seq"]: item for item in history if item["seq"] in left})
+    return [found[seq] for seq in sorted(found)]
 
 
 def replies_interrupt_orphaned(*, now: datetime, everything: bool = False) -> int:

@@ -446,3 +446,90 @@ async def test_server_killed_mid_conversation_is_made_consistent_by_the_restarte
     assert await streaming_replies() == 0  # the startup pass ended the replies of the killed server
     assert (await snapshot(ids["mid_reply"]))[1] == (2, 2, 4)
     assert (await snapshot(ids["just_asked"]))[1] == (1, 1, 2)
+
+
+# --- issue 13, items 6 and 7: a kill, then a restart at once ----------------------------------
+SLOW = dict(SERVER, LOCAL_TOKEN_DELAY_MS="300")  # LONG streams 157 words: ~47 s, far past the kill
+
+
+async def say_hello(ws: Any, **fields: Any) -> dict[str, Any]:
+    await ws.send(json.dumps({"type": "hello", **fields}))
+    return await recv(ws, "welcome")
+
+
+@pytest.mark.live
+@pytest.mark.backends
+@pytest.mark.django_db(transaction=True)
+async def test_a_visitor_resuming_right_after_a_kill_and_restart_gets_reply_end_interrupted_and_can_send_at_once() -> (
+    None
+):
+    with daphne_process(SLOW) as (base, process):
+        ws = await websockets.connect(f"{base}/ws/chat/")
+        welcome = await say_hello(ws)
+        await ws.send(json.dumps({"type": "message", "text": LONG, "client_id": "k1"}))
+        start = await recv(ws, "reply.start")
+        await recv(ws, "reply.delta")
+        await asyncio.sleep(0.5)  # a checkpoint or two (CHAT_CHECKPOINT_INTERVAL_S=0.2)
+        os.kill(process.pid, signal.SIGKILL)
+        assert process.wait(5) == -signal.SIGKILL
+        ws.transport.abort()
+    assert await streaming_replies() == 1
+
+    with daphne_process(SLOW) as (base, _):
+        restarted = time.monotonic()
+        async with websockets.connect(f"{base}/ws/chat/") as ws:
+            resumed = await say_hello(ws, session_id=welcome["session_id"], token=welcome["token"], last_seq=1)
+            assert [(m["seq"], m["status"]) for m in resumed["history"]] == [(start["seq"], "interrupted")]
+            end = await recv(ws, "reply.end", timeout=3)
+            assert (end["seq"], end["status"]) == (start["seq"], "interrupted")
+            assert time.monotonic() - restarted < 3  # was: "streaming" and no frame for 40 s
+
+            # A new message is accepted at once (was: reply_in_progress for about 15 s).
+            await ws.send(json.dumps({"type": "message", "text": SHORT, "client_id": "k2"}))
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 3))
+            assert frame["type"] == "ack", frame
+            assert (await recv(ws, "reply.start", timeout=3))["seq"] == start["seq"] + 2
+    assert await streaming_replies() == 0  # the clean stop ended its own reply
+
+
+@database_sync_to_async
+def stored_totals() -> tuple[int, int]:
+    """Sessions with a message, and visitor plus finished assistant messages, as stored."""
+    sessions = ChatSession.objects.filter(last_seq__gt=0).count()
+    messages = ChatMessage.objects.filter(role__in=["user", "assistant"]).exclude(status="streaming").count()
+    return sessions, messages
+
+
+@pytest.mark.live
+@pytest.mark.backends
+@pytest.mark.django_db(transaction=True)
+async def test_the_startup_pass_after_a_kill_rebuilds_sessions_active_seconds_before_and_the_report_counts_all() -> (
+    None
+):
+    with daphne_process(SERVER) as (base, process):
+        ids = await asyncio.wait_for(conversations_then_kill(base, process), 20)
+    await assert_checkpoints_lost_at_most_the_window(ids)
+    assert set(await inconsistencies()) == {ids["mid_reply"], ids["just_asked"]}
+
+    # Restarted at once with the default grace (30 s) and no periodic sweep: the startup pass alone.
+    with daphne_process(dict(SERVER, ANALYTICS_RECOVERY_GRACE_S="30")):
+        assert await streaming_replies() == 0
+        assert await inconsistencies() == {}  # was: the sessions active in the last 30 s skipped
+        env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH"}}
+        command = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "manage.py",
+            "generate_chat_weekly_report",
+            "--format",
+            "json",
+            "--no-progress",
+            cwd=ROOT,
+            env={**env, **backend_env()},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        stdout, stderr = await asyncio.wait_for(command.communicate(), 60)
+    assert command.returncode == 0, stderr.decode()
+    report = json.loads(stdout)["metrics"]
+    assert await stored_totals() == (4, 12)  # quiet 2, ended 4, mid_reply 4, just_asked 2
+    assert (report["sessions"], report["messages"]) == (4, 12)  # was: 3 sessions and 8 messages
