@@ -23,11 +23,12 @@ import time_machine
 import websockets
 from channels.db import database_sync_to_async
 from django.core.management import call_command
+from django.utils import timezone
 
 from analytics import services as analytics_services
 from analytics.models import ChatAnalytics
 from assistant import services
-from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, SessionRating
+from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, ServerProcess, SessionRating
 from tests.support.live import ROOT, backend_env, daphne_process
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -174,6 +175,31 @@ def test_recover_leaves_sessions_active_within_the_grace_to_their_tracker(settin
         assert "Rebuilt 2 session(s)" in recover("--grace", "30")
     assert counts(fresh) == (1, 1, 2, 2)
     assert row(with_row).feedback_down == 1
+
+
+@pytest.mark.backends
+@pytest.mark.django_db
+def test_recover_rebuilds_at_once_sessions_of_a_dead_process_and_leaves_a_live_ones_to_the_grace(settings) -> None:
+    settings.ANALYTICS_RECOVERY_GRACE_S = 30
+    settings.PROCESS_DEAD_AFTER_S = 30
+    now = timezone.now()
+    for pk, heard, stopped in (
+        ("d" * 32, now, now),
+        ("s" * 32, now - timedelta(seconds=40), None),
+        ("a" * 32, now, None),
+    ):
+        ServerProcess.objects.create(
+            pk=pk, host="elsewhere", pid=1, started_at=heard, heartbeat_at=heard, stopped_at=stopped
+        )
+    sessions = {served_by: new_session() for served_by in ("d" * 32, "s" * 32, "a" * 32, None)}
+    for served_by, session in sessions.items():
+        answered_turn(session, "What does it cost?", "c1")  # active just now: inside the grace
+        ChatSession.objects.filter(pk=session.pk).update(served_by=served_by)
+
+    assert "Rebuilt 2 session(s)" in recover()  # the stopped one and the silent one
+    assert counts(sessions["d" * 32]) == counts(sessions["s" * 32]) == (1, 1, 2, 2)
+    assert row(sessions["a" * 32]) is None  # its live tracker writes it
+    assert row(sessions[None]) is None  # unknown process: the grace as before
 
 
 @pytest.mark.backends
