@@ -4,6 +4,10 @@ Each server process runs one sweep loop (started by the first chat connection) e
 `ANALYTICS_RECOVERY_INTERVAL_S` seconds (0 turns it off), and `manage.py serve` runs one pass
 at startup. Passes are idempotent, so several processes sweeping at once only repeat work.
 `python manage.py recover_chat_analytics` runs the same pass by hand or from cron.
+
+Which replies and sessions have nobody left to finish or write them is decided by process
+liveness (`assistant.liveness`): those of dead processes are ended and rebuilt at once, and the
+grace window only spares sessions of processes that are alive (or unknown).
 """
 
 from __future__ import annotations
