@@ -132,7 +132,7 @@ def session_open(
         history=history,
         history_truncated=truncated,
         streaming=streaming,
-        interrupted=_left_by_dead_process(session, history, _history_of(interrupted)),
+        interrupted=_left_by_dead_process(session, history, _history_of(interrupted), now),
     )
 
 
@@ -187,20 +187,25 @@ def _history_of(pks: list[int]) -> list[HistoryMessage]:
 
 
 def _left_by_dead_process(
-    session: ChatSession, history: list[HistoryMessage], ended_now: list[HistoryMessage]
+    session: ChatSession, history: list[HistoryMessage], ended_now: list[HistoryMessage], now: datetime
 ) -> list[HistoryMessage]:
     """Replies a dead process left that this client may still show as streaming.
 
-    Those just ended, and those in `history` (the client lacks their final state) that were ended
+    Those just ended, and those in `history` (the client lacks their final state) ended lately
     for their process (interrupted with no duration: their process never finished them), for
-    instance by the startup pass of the server that replaced it.
+    instance by the startup pass of the server that replaced it. Older ones are history only:
+    no client can still be waiting for them.
     """
     seqs = [item["seq"] for item in history if item["status"] == ChatMessage.Status.INTERRUPTED]
     found = {item["seq"]: item for item in ended_now}
     if seqs:
         left = set(
             ChatMessage.objects.filter(
-                session=session, seq__in=seqs, role=ChatMessage.Role.ASSISTANT, duration_ms__isnull=True
+                session=session,
+                seq__in=seqs,
+                role=ChatMessage.Role.ASSISTANT,
+                duration_ms__isnull=True,
+                finished_at__gte=now - silent_before(),
             ).values_list("seq", flat=True)
         )
         found.update({item["seq"]: item for item in history if item["seq"] in left})

@@ -273,3 +273,22 @@ async def test_a_visitor_resuming_a_reply_of_a_dead_process_gets_reply_end_inter
     ack, text, done = await tab.say("Hello again", "c2")
     assert (ack["seq"], done["status"]) == (reply.seq + 1, "complete") and text
     await tab.close()
+
+
+def test_resuming_after_a_restart_ended_the_reply_still_reports_it_and_a_day_later_only_in_history() -> None:
+    session = new_session()
+    reply = streaming_reply(session, owner=None)
+    token = "unused"
+    ChatSession.objects.filter(pk=session.pk).update(token_hash=services.hash_token(token))
+    assert sweep_once(grace_s=30, sole_process=True).orphaned_replies == 1  # the restarted server's pass
+
+    def resume() -> services.SessionOpened:
+        return services.session_open(
+            session_id=str(session.public_id), token=token, last_seq=1, identity=None, page=services.PageContext()
+        )
+
+    assert [(item["seq"], item["status"]) for item in resume().interrupted] == [(reply.seq, "interrupted")]
+    ChatMessage.objects.filter(pk=reply.pk).update(finished_at=timezone.now() - timedelta(days=1))
+    later = resume()
+    assert later.interrupted == []
+    assert [(item["seq"], item["status"]) for item in later.history] == [(reply.seq, "interrupted")]
