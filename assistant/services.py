@@ -182,7 +182,11 @@ def _interrupt(pks: list[int], now: datetime) -> list[int]:
 def _history_of(pks: list[int]) -> list[HistoryMessage]:
     if not pks:
         return []
-    rows = ChatMessage.objects.filter(pk__in=pks).select_related("feedback", "reply_to", "retry_of").order_by("seq")
+    rows = (
+        ChatMessage.objects.filter(pk__in=pks, status=ChatMessage.Status.INTERRUPTED)  # not if finished meanwhile
+        .select_related("feedback", "reply_to", "retry_of")
+        .order_by("seq")
+    )
     return [history_message(row) for row in rows]
 
 

@@ -1,4 +1,4 @@
-"""Hand-written SQL for the statements every chat turn runs, and nothing else.
+"""Hand-written SQL for the statements every chat turn runs, and the liveness reads sharing its join.
 
 Django's ORM spends 0.3–0.5 ms of CPU compiling each statement, and a turn runs six of them:
 that was most of a turn's server CPU (docs/benchmarks.md). These helpers issue the same
