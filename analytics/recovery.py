@@ -4,6 +4,10 @@ Each server process runs one sweep loop (started by the first chat connection) e
 `ANALYTICS_RECOVERY_INTERVAL_S` seconds (0 turns it off), and `manage.py serve` runs one pass
 at startup. Passes are idempotent, so several processes sweeping at once only repeat work.
 `python manage.py recover_chat_analytics` runs the same pass by hand or from cron.
+
+Which replies and sessions have nobody left to finish or write them is decided by process
+liveness (`assistant.liveness`): those of dead processes are ended and rebuilt at once, and the
+grace window only spares sessions of processes that are alive (or unknown).
 """
 
 from __future__ import annotations
@@ -32,11 +36,17 @@ class SweepResult:
     days: int
 
 
-def sweep_once(*, grace_s: int | None = None) -> SweepResult:
-    """One pass: interrupt orphaned replies, rebuild stale sessions, refresh changed days."""
+def sweep_once(*, grace_s: int | None = None, sole_process: bool = False) -> SweepResult:
+    """One pass: interrupt orphaned replies, rebuild stale sessions, refresh changed days.
+
+    `sole_process` (the startup pass of a server on the in-memory layer): every reply and
+    tracker found belonged to a dead predecessor, so nothing is left to a grace window.
+    """
     grace = settings.ANALYTICS_RECOVERY_GRACE_S if grace_s is None else grace_s
     recovered = services.analytics_recover(
-        grace=timedelta(seconds=grace), idle=timedelta(minutes=settings.RESOLUTION_IDLE_MINUTES)
+        grace=timedelta(seconds=grace),
+        idle=timedelta(minutes=settings.RESOLUTION_IDLE_MINUTES),
+        sole_process=sole_process,
     )
     days = services.rollups_refresh()
     return SweepResult(orphaned_replies=recovered.orphaned_replies, sessions=recovered.sessions, days=len(days))

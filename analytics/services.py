@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, Max, OuterRef, Q
 from django.db.models.functions import TruncDate
@@ -23,7 +24,7 @@ from analytics import rollup, sql
 from analytics.models import ChatAnalytics, DailyProviderRollup, DailySessionRollup, RollupState
 from analytics.session_stats import SessionStats
 from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, ProviderCall, SessionRating
-from assistant.services import replies_interrupt_orphaned
+from assistant.services import processes_dead, replies_interrupt_orphaned
 
 logger = logging.getLogger(__name__)
 
@@ -188,12 +189,13 @@ class RecoveryResult:
     sessions: int
 
 
-def stale_sessions(*, now: datetime, grace: timedelta, idle: timedelta) -> Any:
+def stale_sessions(*, now: datetime, grace: timedelta, idle: timedelta, served_by: set[str] | None = None) -> Any:
     """Sessions whose `ChatAnalytics` row is missing or behind their stored rows.
 
     Behind means: messages past the row's `last_seq`; feedback, a rating or events newer than
     the row; closed after the row was written; or still pending resolution (or open) though
     idle past the idle window. Changes newer than `grace` are left to a live tracker.
+    `served_by` limits the search to sessions last served by those processes.
     """
     cutoff = now - grace
     row_time = OuterRef("analytics__updated_at")
@@ -203,7 +205,8 @@ def stale_sessions(*, now: datetime, grace: timedelta, idle: timedelta) -> Any:
     # A reply that ended after the row while `last_seq` already covered it: completed by a process
     # that died before its checkpoint, or marked interrupted by this very pass (at `now`: hence lte).
     newer_end = ChatMessage.objects.filter(session=OuterRef("pk"), finished_at__gt=row_time, finished_at__lte=cutoff)
-    return ChatSession.objects.filter(
+    sessions = ChatSession.objects.all() if served_by is None else ChatSession.objects.filter(served_by__in=served_by)
+    return sessions.filter(
         Q(analytics__isnull=True, last_seq__gt=0, last_seen_at__lt=cutoff)
         | Q(analytics__last_seq__lt=F("last_seq"), last_seen_at__lt=cutoff)
         | Q(closed_at__gt=F("analytics__updated_at"), closed_at__lt=cutoff)
@@ -224,18 +227,30 @@ def analytics_recover(
     now: datetime | None = None,
     progress: Progress | None = None,
     total: Callable[[int], None] | None = None,
+    sole_process: bool = False,
 ) -> RecoveryResult:
     """Rebuild the rows of sessions whose tracker died (or every session with `all_sessions`).
 
-    First marks replies whose writer stopped checkpointing as interrupted (their process is
-    gone), so the rebuilt numbers see them as ended.
+    First marks replies of dead processes as interrupted (`assistant.liveness`), so the rebuilt
+    numbers see them as ended. `grace` spares recent sessions only while the process that last
+    served them is alive (or unknown): a dead process's sessions have no tracker left to write
+    them, so they are rebuilt at once. `sole_process`: this process is the only one and is
+    starting, so every tracker is gone (no grace at all).
     """
     now = now or timezone.now()
-    orphaned = replies_interrupt_orphaned(now=now)
+    orphaned = replies_interrupt_orphaned(now=now, everything=sole_process)
     if all_sessions:
         pks = list(ChatSession.objects.order_by("pk").values_list("pk", flat=True))
+    elif sole_process:
+        pks = sorted(set(stale_sessions(now=now, grace=timedelta(0), idle=idle)))
     else:
-        pks = sorted(set(stale_sessions(now=now, grace=grace, idle=idle)))
+        found = set(stale_sessions(now=now, grace=grace, idle=idle))
+        # Only processes heard within the grace can have served sessions still inside it.
+        heard = grace.total_seconds() + settings.PROCESS_DEAD_AFTER_S + settings.PROCESS_HEARTBEAT_S
+        dead = processes_dead(heard_within_s=heard) if grace else set()
+        if dead:
+            found |= set(stale_sessions(now=now, grace=timedelta(0), idle=idle, served_by=dead))
+        pks = sorted(found)
     if total is not None:
         total(len(pks))
     done = 0

@@ -301,6 +301,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # The stored text is a checkpoint; ask the generating process for the rest.
             self.streams[item["seq"]] = len(item["text"])
             await self._request_snapshot(item["seq"], [])
+        for item in opened.interrupted:  # replies of a dead process, ended just now: tell every tab
+            self.streams[item["seq"]] = len(item["text"])
+        if opened.interrupted:
+            await publish(self.group, [ReplyJob.orphan_end_frame(item) for item in opened.interrupted])
 
     async def _join(self, group: str) -> None:
         """Join a session's group: the layer group before the hub (see `streaming.has_remote_members`)."""

@@ -45,6 +45,10 @@ class ChatSession(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     last_seen_at = models.DateTimeField(auto_now_add=True)
     closed_at = models.DateTimeField(null=True, blank=True)
+    # NULL before the liveness migration; see `assistant.liveness`.
+    served_by = models.CharField(  # noqa: DJ001
+        max_length=32, null=True, blank=True, help_text="The server process that last served this session."
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -105,6 +109,10 @@ class ChatMessage(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, help_text="Last write; a streaming reply's heartbeat.")
     finished_at = models.DateTimeField(null=True, blank=True)
+    # NULL for rows written before the liveness migration (they keep the checkpoint-age rule).
+    owner = models.CharField(  # noqa: DJ001
+        max_length=32, null=True, blank=True, help_text="The server process generating this reply (ServerProcess)."
+    )
 
     class Meta:
         ordering = ["session_id", "seq"]
@@ -233,3 +241,26 @@ class ProviderCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.provider} #{self.attempt}: {self.outcome}"
+
+
+class ServerProcess(models.Model):
+    """One chat server process: who owns a streaming reply, and whether it is still alive.
+
+    Written by the process itself: a row at startup, `heartbeat_at` every `PROCESS_HEARTBEAT_S`
+    (by the database's clock, so clocks of other hosts never matter), `stopped_at` on a clean
+    shutdown. `assistant.liveness` reads it to tell replies and sessions of dead processes.
+    """
+
+    id = models.CharField(primary_key=True, max_length=32, help_text="The process's PROCESS_ID.")
+    host = models.CharField(max_length=255, help_text="Host, boot and pid namespace: where `pid` means something.")
+    pid = models.PositiveIntegerField()
+    pid_start = models.CharField(max_length=32, blank=True, help_text="The pid's start time (Linux), against reuse.")
+    started_at = models.DateTimeField()
+    heartbeat_at = models.DateTimeField()
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["heartbeat_at"], name="serverprocess_heartbeat_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.id[:8]} (pid {self.pid} on {self.host.split('|', 1)[0]})"

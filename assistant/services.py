@@ -20,10 +20,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from assistant import protocol, sql
+from assistant import liveness, protocol, sql
 from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, ProviderCall, SessionRating
 from assistant.protocol import ClientError, HistoryMessage
-from assistant.selectors import prompt_history, session_history
+from assistant.selectors import history_message, prompt_history, session_history
 
 if TYPE_CHECKING:
     from assistant.providers.router import Attempt
@@ -66,6 +66,8 @@ class SessionOpened:
     history: list[HistoryMessage]
     history_truncated: bool
     streaming: list[HistoryMessage] = field(default_factory=list)
+    #: Replies a dead process left (`interrupted`) that the client may show as streaming: it gets `reply.end`.
+    interrupted: list[HistoryMessage] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -84,7 +86,7 @@ def hash_token(token: str) -> str:
 
 
 def stale_before() -> timedelta:
-    """How long a 'streaming' row may go without a checkpoint before its writer is presumed dead."""
+    """How long a 'streaming' row of an unknown owner may go without a checkpoint (see `liveness`)."""
     return timedelta(seconds=max(15.0, 5 * settings.CHAT_CHECKPOINT_INTERVAL_S))
 
 
@@ -98,6 +100,11 @@ def session_token(public_id: uuid.UUID) -> str:
     """
     digest = salted_hmac("parley.assistant.session-token", str(public_id), algorithm="sha256").digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def silent_before() -> timedelta:
+    """Longer than any live reply goes without a checkpoint: its timeout, then storing it."""
+    return timedelta(seconds=settings.CHAT_REPLY_TIMEOUT_S) + 2 * stale_before()
 
 
 def session_open(
@@ -128,8 +135,8 @@ def session_open(
         )
     now = timezone.now()
     with transaction.atomic():
-        _interrupt_stale_replies(session, now)
-        updates: dict[str, object] = {"last_seen_at": now, "updated_at": now}
+        interrupted = _interrupt_stale_replies(session, now)
+        updates: dict[str, object] = {"last_seen_at": now, "updated_at": now, "served_by": liveness.PROCESS_ID}
         if page.url:
             updates.update(page_url=page.url, page_title=page.title, referrer=page.referrer)
         if identity is not None and session.user_type == ChatSession.UserType.ANONYMOUS:
@@ -139,7 +146,14 @@ def session_open(
             setattr(session, name, value)
     history, truncated = session_history(session=session, after_seq=last_seq, limit=settings.CHAT_HISTORY_LIMIT)
     streaming = [item for item in history if item["status"] == ChatMessage.Status.STREAMING]
-    return SessionOpened(session=session, token=None, history=history, history_truncated=truncated, streaming=streaming)
+    return SessionOpened(
+        session=session,
+        token=None,
+        history=history,
+        history_truncated=truncated,
+        streaming=streaming,
+        interrupted=_left_by_dead_process(session, history, _history_of(interrupted), now),
+    )
 
 
 def _pending_session(public_id: uuid.UUID, identity: Identity | None, page: PageContext) -> ChatSession:
@@ -172,7 +186,8 @@ _MATERIALIZED_FIELDS = (
 
 def session_materialize(*, session: ChatSession) -> tuple[ChatSession, bool]:
     """Write a pending session (or find the row another tab wrote first); True when written here."""
-    defaults = {name: getattr(session, name) for name in _MATERIALIZED_FIELDS}
+    defaults: dict[str, object] = {name: getattr(session, name) for name in _MATERIALIZED_FIELDS}
+    defaults["served_by"] = liveness.PROCESS_ID
     return ChatSession.objects.get_or_create(public_id=session.public_id, defaults=defaults)
 
 
@@ -202,28 +217,86 @@ def _identity_fields(identity: Identity | None) -> dict[str, str]:
     }
 
 
-def _interrupt_stale_replies(session: ChatSession, now: datetime, among: list[int] | None = None) -> int:
-    """Mark replies whose writer stopped checkpointing (a crashed process) as interrupted.
-
-    `among` limits the update to rows already known to be streaming (it saves a scan).
-    """
-    rows = ChatMessage.objects.filter(
-        session=session, status=ChatMessage.Status.STREAMING, updated_at__lt=now - stale_before()
+def _interrupt_stale_replies(session: ChatSession, now: datetime) -> list[int]:
+    """End the session's replies that nobody will finish (their process died); their pks."""
+    rows = sql.streaming_replies(
+        session_pk=session.pk, stale_before=now - stale_before(), silent_before=now - silent_before()
     )
-    if among is not None:
-        rows = rows.filter(pk__in=among)
-    return rows.update(status=ChatMessage.Status.INTERRUPTED, finished_at=now, updated_at=now)
+    return _interrupt(
+        [row.pk for row in rows if liveness.reply_orphaned(row.owner, stale=row.stale, silent=row.silent)], now
+    )
 
 
-def replies_interrupt_orphaned(*, now: datetime) -> int:
-    """Mark every reply whose writer stopped checkpointing (its process died) as interrupted.
+def _interrupt(pks: list[int], now: datetime) -> list[int]:
+    if pks:
+        ChatMessage.objects.filter(pk__in=pks, status=ChatMessage.Status.STREAMING).update(
+            status=ChatMessage.Status.INTERRUPTED, finished_at=now, updated_at=now
+        )
+    return pks
 
-    The lazy per-session check in `turn_begin` covers sessions that come back; this sweep
-    (run by analytics recovery) covers the ones that never do, so they stop showing as live.
+
+def _history_of(pks: list[int]) -> list[HistoryMessage]:
+    if not pks:
+        return []
+    rows = (
+        ChatMessage.objects.filter(pk__in=pks, status=ChatMessage.Status.INTERRUPTED)  # not if finished meanwhile
+        .select_related("feedback", "reply_to", "retry_of")
+        .order_by("seq")
+    )
+    return [history_message(row) for row in rows]
+
+
+def _left_by_dead_process(
+    session: ChatSession, history: list[HistoryMessage], ended_now: list[HistoryMessage], now: datetime
+) -> list[HistoryMessage]:
+    """Replies a dead process left that this client may still show as streaming.
+
+    Those just ended, and those in `history` (the client lacks their final state) ended lately
+    for their process (interrupted with no duration: their process never finished them), for
+    instance by the startup pass of the server that replaced it. Older ones are history only:
+    no client can still be waiting for them.
     """
-    return ChatMessage.objects.filter(status=ChatMessage.Status.STREAMING, updated_at__lt=now - stale_before()).update(
+    seqs = [item["seq"] for item in history if item["status"] == ChatMessage.Status.INTERRUPTED]
+    found = {item["seq"]: item for item in ended_now}
+    if seqs:
+        left = set(
+            ChatMessage.objects.filter(
+                session=session,
+                seq__in=seqs,
+                role=ChatMessage.Role.ASSISTANT,
+                duration_ms__isnull=True,
+                finished_at__gte=now - silent_before(),
+            ).values_list("seq", flat=True)
+        )
+        found.update({item["seq"]: item for item in history if item["seq"] in left})
+    return [found[seq] for seq in sorted(found)]
+
+
+def replies_interrupt_orphaned(*, now: datetime, everything: bool = False) -> int:
+    """Mark every reply whose process is gone as interrupted (`liveness`); how many.
+
+    `everything`: this process is the only one and is starting, so whatever streams was left by
+    its dead predecessor. The per-session checks in `session_open` and `turn_begin` cover
+    sessions that come back; this sweep (analytics recovery, and `manage.py serve` at startup)
+    covers the ones that never do, so they stop showing as live.
+    """
+    rows = sql.streaming_replies(
+        session_pk=None, stale_before=now - stale_before(), silent_before=now - silent_before()
+    )
+    orphans = [
+        row.pk for row in rows if everything or liveness.reply_orphaned(row.owner, stale=row.stale, silent=row.silent)
+    ]
+    if not orphans:
+        return 0
+    return ChatMessage.objects.filter(pk__in=orphans, status=ChatMessage.Status.STREAMING).update(
         status=ChatMessage.Status.INTERRUPTED, finished_at=now, updated_at=now
     )
+
+
+def processes_dead(*, heard_within_s: float) -> set[str]:
+    """Server processes known to be dead (`liveness`) that were still heard in the last `heard_within_s`."""
+    owners = sql.processes(heard_within_s=heard_within_s)
+    return {owner.process_id for owner in owners if owner.process_id and liveness.process_dead(owner)}
 
 
 def turn_begin(*, session: ChatSession, text: str, client_id: str) -> TurnStarted:
@@ -242,20 +315,27 @@ def turn_begin(*, session: ChatSession, text: str, client_id: str) -> TurnStarte
             raise ClientError(protocol.SESSION_NOT_FOUND, "This session no longer exists.")
         last_seq, title = allocated
         user_seq = last_seq - 1
-        conflicts = sql.turn_conflicts(session_pk=session.pk, client_id=client_id, stale_before=now - stale_before())
-        duplicate = next((pk for pk, stored_id, _, _ in conflicts if stored_id == client_id), None)
+        conflicts = sql.turn_conflicts(
+            session_pk=session.pk,
+            client_id=client_id,
+            stale_before=now - stale_before(),
+            silent_before=now - silent_before(),
+        )
+        duplicate = next((row.pk for row in conflicts if row.client_id == client_id), None)
         if duplicate is not None:
             original = ChatMessage.objects.get(pk=duplicate)
             transaction.set_rollback(True)
             return TurnStarted(user_message=original, assistant_message=None, duplicate=True, history=[])
-        if any(not stale for _, _, _, stale in conflicts):
+        orphans = [
+            row.pk for row in conflicts if liveness.reply_orphaned(row.owner, stale=row.stale, silent=row.silent)
+        ]
+        if len(orphans) < len(conflicts):
             raise ClientError(
                 protocol.REPLY_IN_PROGRESS,
                 "Wait for the current reply to finish, or send 'stop' first.",
                 client_id=client_id,
             )
-        if conflicts:  # every streaming row is stale: its writer died
-            _interrupt_stale_replies(session, now, among=[pk for pk, _, _, _ in conflicts])
+        _interrupt(orphans, now)  # every streaming row belongs to a dead process
         user_message = sql.insert_message(
             ChatMessage(session=session, seq=user_seq, role=ChatMessage.Role.USER, text=text, client_id=client_id)
         )
@@ -266,6 +346,7 @@ def turn_begin(*, session: ChatSession, text: str, client_id: str) -> TurnStarte
                 role=ChatMessage.Role.ASSISTANT,
                 status=ChatMessage.Status.STREAMING,
                 reply_to=user_message,
+                owner=liveness.PROCESS_ID,
             )
         )
         history = (
@@ -401,6 +482,7 @@ def reply_failover(
                 status=ChatMessage.Status.STREAMING,
                 reply_to_id=reply_to_id,
                 retry_of_id=message_id,
+                owner=liveness.PROCESS_ID,
             )
         )
 

@@ -1,4 +1,4 @@
-"""Hand-written SQL for the statements every chat turn runs, and nothing else.
+"""Hand-written SQL for the statements every chat turn runs, and the liveness reads sharing its join.
 
 Django's ORM spends 0.3–0.5 ms of CPU compiling each statement, and a turn runs six of them:
 that was most of a turn's server CPU (docs/benchmarks.md). These helpers issue the same
@@ -12,16 +12,27 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection
 from django.db.models import Field, Model
 
-from assistant.models import ChatMessage, ChatSession
+from assistant.liveness import PROCESS_ID, OwnerState
+from assistant.models import ChatMessage, ChatSession, ServerProcess
 from assistant.protocol import PROVIDER_INTERRUPTED
 
 Row = tuple[Any, ...]
-Conflict = tuple[int, str | None, str, bool]
+
+
+class Streaming(NamedTuple):
+    """A message that may stop a turn (or a streaming reply), with what is known of its owner."""
+
+    pk: int
+    client_id: str | None
+    status: str
+    stale: bool  # no checkpoint since `stale_before`
+    silent: bool  # no checkpoint since `silent_before`
+    owner: OwnerState
 
 
 def _quote(name: str) -> str:
@@ -102,9 +113,9 @@ def allocate_turn(*, session_pk: int, title: str, now: datetime) -> tuple[int, s
     rows = _execute(
         f"UPDATE {table} SET {quote('last_seq')} = {quote('last_seq')} + 2, {quote('last_seen_at')} = %s, "
         f"{quote('updated_at')} = %s, {quote('status')} = %s, {quote('closed_at')} = NULL, "
-        f"{quote('title')} = CASE WHEN {quote('title')} = '' THEN %s ELSE {quote('title')} END "
-        f"WHERE {quote('id')} = %s RETURNING {quote('last_seq')}, {quote('title')}",
-        [stamp, stamp, ChatSession.Status.ACTIVE, title, session_pk],
+        f"{quote('title')} = CASE WHEN {quote('title')} = '' THEN %s ELSE {quote('title')} END, "
+        f"{quote('served_by')} = %s WHERE {quote('id')} = %s RETURNING {quote('last_seq')}, {quote('title')}",
+        [stamp, stamp, ChatSession.Status.ACTIVE, title, PROCESS_ID, session_pk],
     )
     return (rows[0][0], rows[0][1]) if rows else None
 
@@ -128,21 +139,91 @@ def update_streaming_message(message_pk: int, **values: object) -> int:
 
 
 # --- reads ----------------------------------------------------------------------------------
+def heartbeat_age(column: str) -> str:
+    """SQL for the seconds since a timestamp column, by the database's clock (no clock skew)."""
+    if connection.vendor == "postgresql":
+        return f"EXTRACT(EPOCH FROM (STATEMENT_TIMESTAMP() - {column}))"
+    return f"((julianday('now') - julianday({column})) * 86400.0)"
+
+
+@functools.cache
+def _streaming_sql(vendor: str, where: str) -> str:
+    quote = _quote
+    message, process = _quote(ChatMessage._meta.db_table), _quote(ServerProcess._meta.db_table)
+    column = f"p.{quote('heartbeat_at')}"
+    return (
+        f"SELECT m.{quote('id')}, m.{quote('client_id')}, m.{quote('status')}, m.{quote('updated_at')} < %s, "
+        f"m.{quote('updated_at')} < %s, m.{quote('owner')}, p.{quote('id')}, p.{quote('stopped_at')}, "
+        f"{heartbeat_age(column)}, p.{quote('host')}, p.{quote('pid')}, p.{quote('pid_start')} "
+        f"FROM {message} m LEFT JOIN {process} p ON p.{quote('id')} = m.{quote('owner')} WHERE {where}"
+    )
+
+
+def _streaming(where: str, params: list[object], *, stale_before: datetime, silent_before: datetime) -> list[Streaming]:
+    rows = _execute(
+        _streaming_sql(connection.vendor, where),
+        [_prep("updated_at", stale_before), _prep("updated_at", silent_before), *params],
+    )
+    return [
+        Streaming(
+            pk,
+            client_id,
+            status,
+            bool(stale),
+            bool(silent),
+            OwnerState(
+                process_id=owner,
+                known=known is not None,
+                stopped=stopped is not None,
+                heartbeat_age_s=float(age or 0),
+                host=host or "",
+                pid=pid or 0,
+                pid_start=started or "",
+            ),
+        )
+        for pk, client_id, status, stale, silent, owner, known, stopped, age, host, pid, started in rows
+    ]
+
+
 def turn_conflicts(
-    *, session_pk: int, client_id: str, stale_before: datetime
-) -> list[tuple[int, str | None, str, bool]]:
+    *, session_pk: int, client_id: str, stale_before: datetime, silent_before: datetime
+) -> list[Streaming]:
     """Messages that stop a new turn: the same `client_id`, or a reply still streaming.
 
-    Each as (pk, client_id, status, stale), `stale` meaning a streaming row whose writer has
-    not checkpointed since `stale_before`.
+    The one read of a turn; the owner of a streaming reply comes with it (a join, no extra query).
     """
-    table, quote = _quote(ChatMessage._meta.db_table), _quote
-    rows = _execute(
-        f"SELECT {quote('id')}, {quote('client_id')}, {quote('status')}, {quote('updated_at')} < %s "
-        f"FROM {table} WHERE {quote('session_id')} = %s AND ({quote('client_id')} = %s OR {quote('status')} = %s)",
-        [_prep("updated_at", stale_before), session_pk, client_id, ChatMessage.Status.STREAMING],
+    quote = _quote
+    where = f"m.{quote('session_id')} = %s AND (m.{quote('client_id')} = %s OR m.{quote('status')} = %s)"
+    return _streaming(
+        where,
+        [session_pk, client_id, ChatMessage.Status.STREAMING],
+        stale_before=stale_before,
+        silent_before=silent_before,
     )
-    return [(pk, stored_client_id, status, bool(stale)) for pk, stored_client_id, status, stale in rows]
+
+
+def streaming_replies(*, session_pk: int | None, stale_before: datetime, silent_before: datetime) -> list[Streaming]:
+    """Replies still streaming (of one session, or all of them), with what is known of their owner."""
+    quote = _quote
+    where, params = f"m.{quote('status')} = %s", [ChatMessage.Status.STREAMING]
+    if session_pk is not None:
+        where, params = f"m.{quote('session_id')} = %s AND {where}", [session_pk, *params]
+    return _streaming(where, params, stale_before=stale_before, silent_before=silent_before)
+
+
+def processes(*, heard_within_s: float) -> list[OwnerState]:
+    """Server processes whose last heartbeat is at most `heard_within_s` old (database clock)."""
+    quote = _quote
+    age = heartbeat_age(quote("heartbeat_at"))
+    rows = _execute(
+        f"SELECT {quote('id')}, {quote('stopped_at')}, {age}, {quote('host')}, {quote('pid')}, {quote('pid_start')} "
+        f"FROM {_quote(ServerProcess._meta.db_table)} WHERE {age} <= %s",
+        [heard_within_s],
+    )
+    return [
+        OwnerState(pk, True, stopped is not None, float(age_s or 0), host, pid, started)
+        for pk, stopped, age_s, host, pid, started in rows
+    ]
 
 
 def prompt_turns(*, session_pk: int, before_seq: int, limit: int) -> list[tuple[str, str]]:

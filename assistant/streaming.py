@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from django.conf import settings
 from analytics import tracker
 from assistant import protocol, response_cache, services, titles
 from assistant.knowledge import SearchHit, get_knowledge_base
+from assistant.liveness import PROCESS_ID  # tags this process's group messages (and owns its replies)
 from assistant.models import ChatMessage
 from assistant.providers.base import PromptMessage, ProviderTimeout, ReplyRequest, TextChunk, UsageReport
 from assistant.providers.local import split_chunks, used_hits
@@ -42,10 +42,6 @@ from assistant.providers.router import AllProvidersFailed, Broken, Router
 logger = logging.getLogger(__name__)
 
 Frame = dict[str, Any]
-
-
-#: Tags this process's group messages, so its own connections skip what they already got locally.
-PROCESS_ID = uuid.uuid4().hex
 
 
 class LocalHub:
@@ -585,6 +581,24 @@ class ReplyJob:
         except Exception:
             logger.exception("Could not store reply %s of session %s", self.seq, self.session_pk)
         await self._announce_end(outcome, calls)
+
+    @staticmethod
+    def orphan_end_frame(item: protocol.HistoryMessage) -> Frame:
+        """`reply.end` of a reply whose process died (`services.SessionOpened.interrupted`)."""
+        return {
+            "type": "reply.end",
+            "seq": item["seq"],
+            "message_id": item["message_id"],
+            "status": item["status"],
+            "provider": "",
+            "model": "",
+            "ttft_ms": None,
+            "duration_ms": None,
+            "usage": {"input_tokens": None, "output_tokens": None},
+            "cached": False,
+            "sources": [],
+            "_text": item["text"],  # fills the gap of a tab that saw less than the last checkpoint
+        }
 
     async def _announce_end(self, outcome: services.ReplyOutcome, calls: list[services.ProviderCallRecord]) -> None:
         end_frame: Frame = {

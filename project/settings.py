@@ -269,6 +269,12 @@ CHAT_REPLY_TIMEOUT_S = env.decimal("CHAT_REPLY_TIMEOUT_S", 120.0, minimum=1)
 CHAT_HISTORY_LIMIT = env.integer("CHAT_HISTORY_LIMIT", 200, minimum=1)
 CHAT_DELTA_INTERVAL_MS = env.integer("CHAT_DELTA_INTERVAL_MS", 50, minimum=0, maximum=1000)
 CHAT_CHECKPOINT_INTERVAL_S = env.decimal("CHAT_CHECKPOINT_INTERVAL_S", 2.0, minimum=0.1)
+# Process liveness (docs/security.md, "Crashes and restarts"): each server process writes a
+# heartbeat; replies and sessions of a process silent this long (or stopped) are ended at once.
+PROCESS_HEARTBEAT_S = env.decimal("PROCESS_HEARTBEAT_S", 5.0, minimum=0.5, maximum=300)
+PROCESS_DEAD_AFTER_S = env.decimal("PROCESS_DEAD_AFTER_S", 30.0, minimum=2)
+if PROCESS_DEAD_AFTER_S < 3 * PROCESS_HEARTBEAT_S:
+    raise ImproperlyConfigured("PROCESS_DEAD_AFTER_S must be at least 3 x PROCESS_HEARTBEAT_S")
 CHAT_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_RATE_LIMIT_PER_MINUTE", 20, minimum=1)
 CHAT_RATE_LIMIT_BURST = env.integer("CHAT_RATE_LIMIT_BURST", 5, minimum=1)
 CHAT_IP_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_IP_RATE_LIMIT_PER_MINUTE", 60, minimum=1)

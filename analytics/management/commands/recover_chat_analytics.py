@@ -28,7 +28,8 @@ class Command(BaseCommand):
             type=int,
             default=None,
             help="Leave sessions active in the last N seconds to their live tracker "
-            "(default: ANALYTICS_RECOVERY_GRACE_S; 0 rebuilds them too).",
+            "(default: ANALYTICS_RECOVERY_GRACE_S; 0 rebuilds them too). Sessions last served by a "
+            "dead server process are rebuilt whatever N is.",
         )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar.")
 

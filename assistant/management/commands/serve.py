@@ -11,6 +11,7 @@ from daphne.server import Server
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from assistant import liveness
 from project import server
 
 logger = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ class Command(BaseCommand):
             settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
             settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
         )
+        liveness.heartbeat.start()  # before recovery: it tells which processes are gone
         _recover_analytics()
         server.install()  # frame limits before the queue, bounded output, request-head deadline
         Server(
@@ -52,6 +54,7 @@ class Command(BaseCommand):
             websocket_max_frame_size=settings.DAPHNE_WEBSOCKET_MAX_FRAME_SIZE,
             verbosity=1,
         ).run()
+        liveness.heartbeat.stop()  # a clean shutdown: this process's replies end now, not later
 
 
 def _recover_analytics() -> None:
@@ -62,7 +65,7 @@ def _recover_analytics() -> None:
     from analytics.recovery import sweep_once
 
     try:
-        result = sweep_once()
+        result = sweep_once(sole_process=liveness.sole_process())
     except Exception:
         logger.exception("Analytics recovery at startup failed; the periodic sweep will retry")
         return
