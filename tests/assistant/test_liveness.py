@@ -97,9 +97,10 @@ async def connected() -> ChatClient:
 
 
 def new_session() -> ChatSession:
-    return services.session_open(
+    pending = services.session_open(
         session_id=None, token=None, last_seq=0, identity=None, page=services.PageContext()
     ).session
+    return services.session_materialize(session=pending)[0]
 
 
 def process(process_id: str = OTHER, *, age_s: float = 1.0, stopped: bool = False, **fields: object) -> None:
@@ -247,6 +248,9 @@ async def test_a_visitor_resuming_a_reply_of_a_dead_process_gets_reply_end_inter
     client = await connected()
     welcome = await client.hello()
     session_id, token = welcome["session_id"], welcome["token"]
+    await client.send({"type": "event", "name": "widget_open"})  # writes the pending session
+    await client.send({"type": "ping"})
+    await client.recv_type("pong")  # frames are handled in order: the event is stored
 
     @database_sync_to_async
     def crashed_mid_reply() -> ChatMessage:
