@@ -49,6 +49,7 @@ import asyncio
 import csv
 import io
 import json
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,6 +72,17 @@ CHUNK_ROWS = 2000
 #: Characters a spreadsheet takes as the start of a formula (OWASP CSV injection).
 FORMULA_TRIGGERS = frozenset("=+-@\t\r")
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+
+#: The last line of an export that failed after its first bytes were sent. The status and headers
+#: are gone by then, and daphne cannot end a response whose application raised mid-body (it tries
+#: to send a 500 and fails: the download then hangs for good), so the stream ends itself with a
+#: line no complete export has: a CSV comment row, or a JSON line with an `error` key.
+FAILED = {
+    "csv": b"# export failed: this file is incomplete, see the server log\r\n",
+    "jsonl": b'{"error":"export_failed","detail":"This export is incomplete; see the server log."}\n',
+}
+
+logger = logging.getLogger(__name__)
 
 SESSION_FILTERS = {"start_date", "end_date", "user_type", "is_active", "session_id", "resolved", "format"}
 MESSAGE_FILTERS = SESSION_FILTERS | {"sender_type"}
@@ -440,6 +452,9 @@ async def stream(export: Export, query: ExportQuery) -> AsyncIterator[bytes]:
             del values
             yield body
             values = await following if following is not None else []
+    except Exception:  # Parley's own fault: log it, and end the response instead of leaving it open
+        logger.exception("The %s export failed mid-stream", export.name)
+        yield FAILED[fmt]
     finally:
         if following is not None and not following.done():  # the client went away mid-export
             following.cancel()
