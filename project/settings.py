@@ -11,10 +11,9 @@ from __future__ import annotations
 import warnings
 import zoneinfo
 
-from django.core.exceptions import ImproperlyConfigured
-
 from csp.constants import NONE as _CSP_NONE
 from csp.constants import SELF as _CSP_SELF
+from django.core.exceptions import ImproperlyConfigured
 
 from project import env
 from project.origins import parse_origin as _parse_origin

@@ -56,7 +56,9 @@ def test_public_pages_and_the_widget_script_get_no_policy(client: Any, url: str)
 def test_staff_templates_have_no_inline_script_or_style() -> None:
     from django.conf import settings
 
-    templates = [path for folder in ("admin", "analytics") for path in (settings.BASE_DIR / "templates" / folder).glob("*.html")]
+    templates = [
+        path for folder in ("admin", "analytics") for path in (settings.BASE_DIR / "templates" / folder).glob("*.html")
+    ]
     assert len(templates) >= 4
     for template in templates:
         text = template.read_text()
