@@ -20,7 +20,7 @@ from django.test import AsyncClient
 from analytics import exports
 from assistant.models import ChatMessage, ChatSession
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.backends]
 
 HIDDEN_FORMULAS = [
     "  =1+1",
@@ -43,17 +43,32 @@ LINE_BREAKERS = "a\u2028b\u2029c\u0085d"
 
 
 @pytest.fixture
-async def staff() -> AsyncClient:
-    user = await get_user_model().objects.acreate(username="staff", is_staff=True)
+def staff_user(db: Any) -> Any:
+    return get_user_model().objects.create_user("staff", password="pw", is_staff=True)
+
+
+@pytest.fixture
+async def staff(staff_user: Any) -> AsyncClient:
     client = AsyncClient()
-    await client.aforce_login(user)
+    await client.aforce_login(staff_user)
     return client
 
 
-async def _texts(texts: list[str]) -> None:
-    session = await ChatSession.objects.acreate(token_hash="t" * 64, last_seq=len(texts), title=texts[0])
+def _texts(texts: list[str]) -> None:
+    """One session whose messages are `texts` (in the test's thread: its connection is closed after)."""
+    session = ChatSession.objects.create(token_hash="t" * 64, last_seq=len(texts), title=texts[0])
     for seq, text in enumerate(texts, start=1):
-        await ChatMessage.objects.acreate(session=session, seq=seq, role="user", text=text, duration_ms=5)
+        ChatMessage.objects.create(session=session, seq=seq, role="user", text=text, duration_ms=5)
+
+
+@pytest.fixture
+def hidden_formulas(db: Any) -> None:
+    _texts(HIDDEN_FORMULAS)
+
+
+@pytest.fixture
+def line_breakers(db: Any) -> None:
+    _texts([LINE_BREAKERS, "plain"])
 
 
 async def _body(client: AsyncClient, name: str, **query: str) -> bytes:
@@ -69,8 +84,9 @@ def test_neutralize_sees_a_formula_behind_whitespace_controls_and_full_width_for
         assert exports.neutralize(text) == text, repr(text)
 
 
-async def test_csv_cells_hiding_a_formula_behind_whitespace_or_full_width_forms_are_neutralised(staff) -> None:
-    await _texts(HIDDEN_FORMULAS)
+async def test_csv_cells_hiding_a_formula_behind_whitespace_or_full_width_forms_are_neutralised(
+    staff, hidden_formulas: None
+) -> None:
     rows = list(csv.DictReader(StringIO((await _body(staff, "messages")).decode(), newline="")))
     assert [row["text"] for row in rows] == ["'" + text for text in HIDDEN_FORMULAS]
     assert {row["duration_ms"] for row in rows} == {"5"} and rows[0]["seq"] == "1"  # numbers stay numbers
@@ -78,8 +94,7 @@ async def test_csv_cells_hiding_a_formula_behind_whitespace_or_full_width_forms_
     assert session["title"] == "'" + HIDDEN_FORMULAS[0]
 
 
-async def test_jsonl_escapes_unicode_line_separators_so_each_row_is_one_line(staff) -> None:
-    await _texts([LINE_BREAKERS, "plain"])
+async def test_jsonl_escapes_unicode_line_separators_so_each_row_is_one_line(staff, line_breakers: None) -> None:
     body = await _body(staff, "messages", format="jsonl")
     for raw in ("\u2028", "\u2029", "\u0085"):
         assert raw.encode() not in body

@@ -19,9 +19,10 @@ from django.core.handlers.asgi import ASGIHandler
 from django.test import Client
 from django.utils import timezone
 
-from analytics import params
+from analytics import exports, params
+from assistant.models import ChatMessage, ChatSession
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.backends]
 
 API = ["api/", "api/summary/", "api/daily/", "api/cost/", "api/features/", "api/tables/", "api/definitions/"]
 EXPORTS = ["export/sessions/", "export/messages/", "export/analytics/"]
@@ -66,6 +67,13 @@ async def _get(cookie: bytes, path: str, query: str, *, timeout: float = 10) -> 
     return start["status"], body
 
 
+@pytest.fixture
+def three_messages(db: Any) -> None:
+    session = ChatSession.objects.create(token_hash="t" * 64, last_seq=3)
+    for seq in (1, 2, 3):
+        ChatMessage.objects.create(session=session, seq=seq, role="user", text=f"message {seq}")
+
+
 def _query(values: dict[str, str]) -> str:
     return "&".join(f"{key}={value}" for key, value in values.items())
 
@@ -97,19 +105,13 @@ async def test_dates_at_the_edges_of_the_range_are_accepted(staff_cookie: bytes,
 
 @pytest.mark.parametrize(("fmt", "last"), [("csv", b"# export failed"), ("jsonl", b'{"error":"export_failed"')])
 async def test_an_export_that_fails_mid_stream_still_ends(
-    staff_cookie: bytes, monkeypatch: Any, caplog: Any, fmt: str, last: bytes
+    staff_cookie: bytes, three_messages: None, monkeypatch: Any, caplog: Any, fmt: str, last: bytes
 ) -> None:
     """What made `end_date=9999-12-31` hang: an error after the headers left the download open for good.
 
     The first chunk is read, the second read fails (a fault injected into the read, standing for
     any fault of Parley's own): the response must still end, marked incomplete, with one ERROR.
     """
-    from analytics import exports
-    from assistant.models import ChatMessage, ChatSession
-
-    session = await ChatSession.objects.acreate(token_hash="t" * 64, last_seq=3)
-    for seq in (1, 2, 3):
-        await ChatMessage.objects.acreate(session=session, seq=seq, role="user", text=f"message {seq}")
     real = exports.fetch_rows
 
     def failing(*args: Any, **kwargs: Any) -> Any:
