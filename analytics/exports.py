@@ -28,13 +28,18 @@ resolved, as analytics records it) apply to all three; `sender_type` (user, assi
 system) only to messages, and is refused with a 400 by the other two. `format=jsonl` gives one
 JSON object per line instead of CSV.
 
-CSV cells are neutralised against formula injection (OWASP): a text cell that starts with
-`=`, `+`, `-`, `@`, a tab or a carriage return gets a leading `'`. That applies to every text
-column (visitor text, titles, URLs, models, feedback comments…); lists (topics, actions,
-response times) are JSON text, which starts with `[`. Numeric columns are written as plain
-numbers, so a negative sentiment stays `-0.5` (a spreadsheet reads a number as a number;
-prefixing it would turn it into text). JSON lines are not neutralised: JSON consumers do not
-evaluate formulas, and the values stay exactly as stored. Times are ISO 8601 in UTC with
+CSV cells are neutralised against formula injection (OWASP): a text cell gets a leading `'`
+when it starts with a tab or a carriage return, or when its first character that is not
+whitespace or a control/format character (spaces, tabs, newlines, no-break and zero-width
+spaces, a BOM…) is `=`, `+`, `-`, `@` or a compatibility form of one (full-width `＝＋－＠`,
+small `﹦﹢﹣﹫`: NFKC folds them to the ASCII sign). That applies to every text column (visitor
+text, titles, URLs, models, feedback comments…); lists (topics, actions, response times) are
+JSON text, which starts with `[`. Numeric columns are written as plain numbers, so a negative
+sentiment stays `-0.5` (a spreadsheet reads a number as a number; prefixing it would turn it
+into text). JSON lines are not neutralised: JSON consumers do not evaluate formulas, and the
+values stay exactly as stored; but U+2028, U+2029 and U+0085, which JSON allows raw in a string
+and which many readers take as line ends, are written as `\u2028`, `\u2029`, `\u0085`, so
+each row is exactly one line and still decodes to the stored text. Times are ISO 8601 in UTC with
 microseconds, formatted by the database; booleans are `true`/`false`, no value an empty cell.
 
 Each chunk is its own read: rows written while an export runs may or may not be in it (an export
@@ -49,6 +54,8 @@ import asyncio
 import csv
 import io
 import json
+import logging
+import unicodedata
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,18 +75,54 @@ from assistant.models import ChatMessage, ChatSession
 #: Rows per database read; each read is one query and one encoded chunk of the response. Two
 #: chunks of messages cost ~15 MB of server memory; bench/dashboard_scale.py weighs this.
 CHUNK_ROWS = 2000
-#: Characters a spreadsheet takes as the start of a formula (OWASP CSV injection).
+#: Characters a spreadsheet takes as the start of a formula (OWASP CSV injection). A cell also
+#: starts a formula when these come after whitespace or control characters (spreadsheets trim
+#: them on import), or in a compatibility form (full-width U+FF1D U+FF0B U+FF0D U+FF20, small U+FE66…), which a
+#: spreadsheet's input method may turn into the ASCII sign: `_starts_formula` checks both.
 FORMULA_TRIGGERS = frozenset("=+-@\t\r")
+FORMULA_STARTERS = frozenset("=+-@")
+#: A first character that settles it: printable ASCII that is neither a starter nor a space.
+_PLAIN_FIRST = frozenset(chr(code) for code in range(0x21, 0x7F)) - FORMULA_STARTERS
+#: Characters that end a line for common readers but that JSON may leave raw inside strings
+#: (Python's `str.splitlines`, JavaScript before ES2019, many log shippers): escaped in JSON
+#: lines as `\u2028`, `\u2029`, `\u0085`, which is still valid JSON and decodes to the same text.
+#: Matched in the UTF-8 bytes, where each encoding is unambiguous.
+_JSON_LINE_BREAKS = ((b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"), (b"\xc2\x85", b"\\u0085"))
 CONTENT_TYPES = {"csv": "text/csv; charset=utf-8", "jsonl": "application/x-ndjson; charset=utf-8"}
+
+#: The last line of an export that failed after its first bytes were sent. The status and headers
+#: are gone by then, and daphne cannot end a response whose application raised mid-body (it tries
+#: to send a 500 and fails: the download then hangs for good), so the stream ends itself with a
+#: line no complete export has: a CSV comment row, or a JSON line with an `error` key.
+FAILED = {
+    "csv": b"# export failed: this file is incomplete, see the server log\r\n",
+    "jsonl": b'{"error":"export_failed","detail":"This export is incomplete; see the server log."}\n',
+}
+
+logger = logging.getLogger(__name__)
 
 SESSION_FILTERS = {"start_date", "end_date", "user_type", "is_active", "session_id", "resolved", "format"}
 MESSAGE_FILTERS = SESSION_FILTERS | {"sender_type"}
 
 
 # --- Cells -----------------------------------------------------------------------------------
+def _starts_formula(text: str) -> bool:
+    """Whether a spreadsheet could read `text` as a formula (see FORMULA_TRIGGERS)."""
+    first = text[0]
+    if first in _PLAIN_FIRST:  # the common case, decided without a Unicode lookup
+        return False
+    if first in FORMULA_TRIGGERS:
+        return True
+    for char in text:
+        if char.isspace() or unicodedata.category(char)[0] == "C":  # spaces, controls, format chars
+            continue
+        return unicodedata.normalize("NFKC", char)[:1] in FORMULA_STARTERS
+    return False
+
+
 def neutralize(text: str) -> str:
     """`text` made safe for a spreadsheet: a leading `'` when it would start a formula."""
-    return "'" + text if text and text[0] in FORMULA_TRIGGERS else text
+    return "'" + text if text and _starts_formula(text) else text
 
 
 class UtcIsoText(Func):
@@ -185,12 +228,12 @@ class Encoder:
         return b"".join(sink.parts)
 
     def _csv_rows(self, values: list[tuple[Any, ...]]) -> Iterator[list[Any]]:
-        triggers, text, flags, lists, bool_text = FORMULA_TRIGGERS, self.text, self.bool, self.list, _BOOL_TEXT
+        starts_formula, text, flags, lists, bool_text = _starts_formula, self.text, self.bool, self.list, _BOOL_TEXT
         for row in values:
             out = self._common(row)
             for i in text:
                 value = out[i]
-                if value and value[0] in triggers:
+                if value and starts_formula(value):
                     out[i] = "'" + value
             for i in flags:
                 out[i] = bool_text[out[i]]
@@ -200,10 +243,17 @@ class Encoder:
             yield out
 
     def jsonl(self, values: list[tuple[Any, ...]]) -> bytes:
-        """One JSON object per line, values as stored (no neutralisation: nothing evaluates them)."""
+        """One JSON object per line, values as stored (no neutralisation: nothing evaluates them).
+
+        U+2028, U+2029 and U+0085 are escaped (`_JSON_LINE_BREAKS`), so every reader sees one row
+        per line.
+        """
         names = self.names
         encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-        return b"".join([(encode(dict(zip(names, self._common(row), strict=True))) + "\n").encode() for row in values])
+        body = b"".join([(encode(dict(zip(names, self._common(row), strict=True))) + "\n").encode() for row in values])
+        for raw, escaped in _JSON_LINE_BREAKS:
+            body = body.replace(raw, escaped)
+        return body
 
 
 class _ByteSink:
@@ -440,6 +490,9 @@ async def stream(export: Export, query: ExportQuery) -> AsyncIterator[bytes]:
             del values
             yield body
             values = await following if following is not None else []
+    except Exception:  # Parley's own fault: log it, and end the response instead of leaving it open
+        logger.exception("The %s export failed mid-stream", export.name)
+        yield FAILED[fmt]
     finally:
         if following is not None and not following.done():  # the client went away mid-export
             following.cancel()

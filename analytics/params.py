@@ -23,6 +23,13 @@ from assistant.models import ChatMessage, ChatSession
 RANGES = {"24h": 1, "7d": 7, "30d": 30, "90d": 90}
 DEFAULT_RANGE = "7d"
 MAX_DAYS = 366
+#: The dates any staff endpoint accepts (API, exports, the dashboard page): nothing Parley stores
+#: is older than MIN_DATE, and nothing is dated more than MAX_DAYS_AHEAD days after today (a
+#: little room for time zones and a period that ends in the future). Outside the range, Python's
+#: date arithmetic overflows (date.max + 1 day) long before the database would find nothing, so
+#: such dates are refused with a 400 naming the parameter instead of failing mid-response.
+MIN_DATE = date(2000, 1, 1)
+MAX_DAYS_AHEAD = 366
 PROVIDERS = ("openai", "anthropic", "gemini", "local")
 
 
@@ -54,9 +61,18 @@ def _date(query: QueryDict, name: str) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        parsed = date.fromisoformat(value)
     except ValueError:
         raise ParamError(name, f"'{name}' must be a date like 2026-03-31, got {value[:40]!r}.") from None
+    latest = max_date()
+    if not MIN_DATE <= parsed <= latest:
+        raise ParamError(name, f"'{name}' must be between {MIN_DATE} and {latest}, got {parsed}.")
+    return parsed
+
+
+def max_date() -> date:
+    """The last date a staff endpoint accepts: MAX_DAYS_AHEAD days after today (local)."""
+    return timezone.localdate() + timedelta(days=MAX_DAYS_AHEAD)
 
 
 def _choice(query: QueryDict, name: str, choices: tuple[str, ...]) -> str | None:
@@ -149,7 +165,7 @@ def export_query(query: QueryDict, *, allowed: set[str]) -> ExportQuery:
     start, end = _date(query, "start_date"), _date(query, "end_date")
     period = None
     if start or end:
-        start, end = start or date(1970, 1, 1), end or timezone.localdate()
+        start, end = start or MIN_DATE, end or timezone.localdate()
         if start > end:
             raise ParamError("start_date", f"'start_date' ({start}) is after 'end_date' ({end}).")
         period = Period(start=start, end=end)

@@ -77,8 +77,24 @@ async def transcript_api(request: HttpRequest, session_id: uuid.UUID) -> HttpRes
 
 @staff_page
 async def dashboard(request: HttpRequest) -> HttpResponse:
-    """The live dashboard page (its numbers come from the API and the /ws/analytics/ socket)."""
-    context = {"definitions": _definitions(), "ranges": list(params.RANGES), "default_range": params.DEFAULT_RANGE}
+    """The live dashboard page (its numbers come from the API and the /ws/analytics/ socket).
+
+    The page takes the API's period parameters (its filter form submits them): a bad one gets the
+    page with a 400 and the error shown, so the form is there to correct it.
+    """
+    context = {
+        "definitions": _definitions(),
+        "ranges": list(params.RANGES),
+        "default_range": params.DEFAULT_RANGE,
+        "min_date": params.MIN_DATE.isoformat(),
+        "max_date": params.max_date().isoformat(),
+        "error": None,
+    }
+    try:
+        params.period_query(request.GET)
+    except ParamError as error:
+        context["error"] = error.as_dict()
+        return TemplateResponse(request, "analytics/dashboard.html", context, status=400)
     return TemplateResponse(request, "analytics/dashboard.html", context)
 
 

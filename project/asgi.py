@@ -17,13 +17,17 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from analytics.routing import websocket_urlpatterns as analytics_routes  # noqa: E402
 from assistant.routing import websocket_urlpatterns as chat_routes  # noqa: E402
+from project.origins import staff_routes  # noqa: E402
+
+# Every staff socket is listed here, behind the staff Origin check (project/origins.py).
+staff_sockets = staff_routes(analytics_routes)
 
 application = ProtocolTypeRouter(
     {
         "http": http_app,
         # The chat consumer checks Origin itself so it can answer with close code 4403.
-        # Only the staff route reads the session cookie (AuthMiddlewareStack is on that route).
-        "websocket": URLRouter(chat_routes + analytics_routes),
+        # Only the staff routes read the session cookie (AuthMiddlewareStack is on those routes).
+        "websocket": URLRouter(chat_routes + staff_sockets),
     }
 )
 

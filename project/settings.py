@@ -11,9 +11,12 @@ from __future__ import annotations
 import warnings
 import zoneinfo
 
+from csp.constants import NONE as _CSP_NONE
+from csp.constants import SELF as _CSP_SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from project import env
+from project.origins import parse_origin as _parse_origin
 
 BASE_DIR = env.BASE_DIR
 
@@ -57,6 +60,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "project.csp.StaffCSPMiddleware",  # the staff pages' Content-Security-Policy (see "Staff pages")
 ]
 
 ROOT_URLCONF = "project.urls"
@@ -314,6 +318,29 @@ ANALYTICS_TOPICS_FILE = env.path("ANALYTICS_TOPICS_FILE", BASE_DIR / "analytics"
 ANALYTICS_PRICES_FILE = (
     env.path("ANALYTICS_PRICES_FILE", BASE_DIR) if env.optional_string("ANALYTICS_PRICES_FILE") else None
 )
+
+# --- Staff pages and sockets (docs/security.md, section staff) ------------------------------
+# Origins, besides the site's own, whose pages may open staff websockets (/ws/analytics/ and any
+# later staff socket); exact scheme://host[:port]. Refused: every other origin, null, none.
+STAFF_ALLOWED_ORIGINS = env.string_list("STAFF_ALLOWED_ORIGINS", [])
+if _bad_staff_origins := [item for item in STAFF_ALLOWED_ORIGINS if not _parse_origin(item)]:
+    raise ImproperlyConfigured(f"STAFF_ALLOWED_ORIGINS: not an origin (scheme://host[:port]): {_bad_staff_origins[0]}")
+# django-csp 4 (project.csp.StaffCSPMiddleware applies it under /admin/ only): no inline script
+# or style; the dashboard's websocket is same-origin ('self', plus ws:/wss: of the host).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [_CSP_SELF],
+        "script-src": [_CSP_SELF],
+        "style-src": [_CSP_SELF],
+        "img-src": [_CSP_SELF],
+        "font-src": [_CSP_SELF],
+        "connect-src": [_CSP_SELF],
+        "object-src": [_CSP_NONE],
+        "base-uri": [_CSP_NONE],
+        "form-action": [_CSP_SELF],
+        "frame-ancestors": [_CSP_NONE],
+    }
+}
 
 # --- Email (weekly reports) -----------------------------------------------------------------
 EMAIL_BACKEND = env.string("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -103,7 +103,7 @@
         if (event.code === 4401) {
           handlers.status("off", "Signed out: sign in again for live updates");
         } else if (event.code === 4403) {
-          handlers.status("off", "Live updates are for staff only");
+          handlers.status("off", "Live updates refused (4403): staff only, from this site's own address");
         } else {
           retry();
         }

@@ -17,15 +17,20 @@ from tests.support.chat import open_client
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.backends, pytest.mark.usefixtures("drain_replies")]
 
 
+#: What a browser on the dashboard page sends besides the cookie (staff sockets check the Origin).
+SAME_ORIGIN = [(b"host", b"localhost:8000"), (b"origin", b"http://localhost:8000")]
+
+
 @database_sync_to_async
 def cookie_of(*, staff: bool | None) -> list[tuple[bytes, bytes]]:
-    """Headers of a browser signed in as a staff user, a non-staff user, or nobody (None)."""
+    """Headers of a browser on the dashboard's origin signed in as a staff user, a non-staff user,
+    or nobody (None)."""
     if staff is None:
-        return []
+        return SAME_ORIGIN
     user = get_user_model().objects.create_user(f"user-{staff}", password="pw", is_staff=staff)
     client = Client()
     client.force_login(user)
-    return [(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    return [*SAME_ORIGIN, (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
 
 
 async def dashboard(staff: bool | None = True) -> tuple[WebsocketCommunicator, Any]:

@@ -351,7 +351,7 @@ async def test_jsonl_keeps_the_text_exactly_as_stored(staff, poisoned: ChatSessi
 def test_neutralize_prefixes_only_formula_starts() -> None:
     for text in DANGEROUS:
         assert exports.neutralize(text) == "'" + text
-    for text in ["", "hello", " =1", "1-1", "'=1", "http://x", "[1]"]:
+    for text in ["", "hello", "1-1", "'=1", "http://x", "[1]"]:
         assert exports.neutralize(text) == text
 
 
