@@ -17,6 +17,7 @@ group, which this process's one control channel joins while the reply runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -349,6 +350,9 @@ class ReplyJob:
         self.task: asyncio.Task[None] | None = None
         self._parts: list[str] = []
         self._stop_requested = False
+        #: Whether a `stop` may cancel the task now: only while text is generated, never while
+        #: the outcome is stored and announced (a cancel there lost the `reply.end`).
+        self._generating = False
         #: Whether other processes need this reply's frames (see `has_remote_members`).
         self.remote = False
         self.coalescer = self._new_coalescer()
@@ -369,10 +373,23 @@ class ReplyJob:
         return "".join(self._parts)
 
     def request_stop(self) -> None:
-        """Stop generating now; the partial text is kept as `stopped`."""
-        if not self._stop_requested and self.task is not None and not self.task.done():
-            self._stop_requested = True
+        """Stop generating now; the partial text is kept as `stopped`.
+
+        Outside generation (the task has not begun, a failover is being stored, the reply is
+        being stored) the request is noted and honoured at the next point where generation
+        resumes, or not at all once the reply has ended.
+        """
+        if self._stop_requested or self.task is None or self.task.done():
+            return
+        self._stop_requested = True
+        if self._generating:
             self.task.cancel()
+
+    def _generate(self) -> None:
+        """Generation (re)starts: a `stop` that came meanwhile takes effect now."""
+        self._generating = True
+        if self._stop_requested:
+            raise asyncio.CancelledError
 
     def snapshot_frame(self) -> Frame:
         """The whole text so far, for a connection that joined mid-reply."""
@@ -391,6 +408,7 @@ class ReplyJob:
         cancelled_by_shutdown = False
         try:
             async with asyncio.timeout(settings.CHAT_REPLY_TIMEOUT_S + FINISH_GRACE_S):
+                self._generate()
                 hits = tuple(await asyncio.to_thread(self._search))
                 request = ReplyRequest(
                     query=self.query,
@@ -409,15 +427,18 @@ class ReplyJob:
                     cached = await response_cache.lookup(cache_key, chain)
                     if cached is not None:
                         await self._replay(cached, result)
+                        self._generating = False
                         return await self._end(result, hits, None, None, control_channel, checkpoints)
                 router = Router(chain)
-                async for event in router.stream(request, deadline=started + settings.CHAT_REPLY_TIMEOUT_S):
-                    if isinstance(event, TextChunk):
-                        self._append(event.text)
-                    elif isinstance(event, UsageReport):
-                        result.usage = event
-                    elif isinstance(event, Broken):
-                        await self._fail_over(event, hits, router)
+                events = router.stream(request, deadline=started + settings.CHAT_REPLY_TIMEOUT_S)
+                async with contextlib.aclosing(events):  # the router settles its breaker permits on close
+                    async for event in events:
+                        if isinstance(event, TextChunk):
+                            self._append(event.text)
+                        elif isinstance(event, UsageReport):
+                            result.usage = event
+                        elif isinstance(event, Broken):
+                            await self._fail_over(event, hits, router)
                 result.provider, result.model = router.answered_by
         except asyncio.CancelledError:
             if self._stop_requested:
@@ -441,6 +462,7 @@ class ReplyJob:
         except Exception:
             logger.exception("Reply %s of session %s crashed", self.seq, self.session_pk)
             result.status, result.error = self._broken(), protocol.INTERNAL_ERROR
+        self._generating = False
         if router is not None and not result.provider:
             last = next((attempt for attempt in reversed(router.attempts) if attempt.outcome != "skipped"), None)
             if last is not None:
@@ -505,6 +527,7 @@ class ReplyJob:
             hits,
         )
         calls = self._calls(router, segment=len(self.segment_pks) - 1)
+        self._generating = False  # a stop now would leave the replacement row streaming
         replacement = await asyncio.shield(
             database_sync_to_async(services.reply_failover)(
                 message_id=old.pk, outcome=outcome, session_pk=self.session_pk, reply_to_id=self.user_pk, calls=calls
@@ -522,6 +545,7 @@ class ReplyJob:
         self._parts = []
         self.coalescer = self._new_coalescer()
         await self._publish([self._start_frame()])
+        self._generate()
 
     def _broken(self) -> str:
         return ChatMessage.Status.INTERRUPTED if self._parts else ChatMessage.Status.FAILED

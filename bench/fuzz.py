@@ -136,9 +136,13 @@ def chat_turn(url: str) -> float:
 
 
 def log_faults(log: Path) -> list[str]:
-    """ERROR lines and tracebacks of the server log."""
+    """ERROR lines and tracebacks of the server log, each with the line after it (asyncio's detail)."""
     lines = log.read_text(errors="replace").splitlines()
-    return [line for line in lines if " ERROR " in line or line.startswith("Traceback")]
+    return [
+        " | ".join(lines[index : index + 2])
+        for index, line in enumerate(lines)
+        if " ERROR " in line or line.startswith("Traceback")
+    ]
 
 
 def run(frames: int) -> dict[str, Any]:

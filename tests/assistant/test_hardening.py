@@ -310,3 +310,22 @@ async def test_logs_a_frame_flood_closes_with_1008_under_any_asgi_server(setting
         for _ in range(20):
             frames.append(await client.recv())
     assert client.close_code == 1008 and len(frames) == 10  # the burst of 5 twice over, then closed
+
+
+# --- found by the fuzzer (bench/fuzz.py) ---------------------------------------------------------
+@pytest.mark.backends
+async def test_fuzz_a_stop_while_the_reply_is_being_stored_still_ends_it(caplog) -> None:
+    """A `stop` that reached a reply while its outcome was being stored cancelled the announcing:
+    no `reply.end` for any tab, and the reply's pending delta task was destroyed (an asyncio ERROR)."""
+    caplog.set_level(logging.WARNING)
+    client, _, _ = await open_client()
+    await client.hello()
+    for turn in range(40):
+        await client.send({"type": "message", "text": "Hi", "client_id": f"c-{turn}"})
+        await client.recv_type("ack")
+        await client.recv_type("reply.start")
+        await client.send({"type": "stop"})  # races the end of a reply that takes a few milliseconds
+        _, end = await client.read_reply(timeout=5)
+        assert end["status"] in {"complete", "stopped"}
+    await client.close()
+    assert not [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
