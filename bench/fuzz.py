@@ -31,7 +31,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -52,7 +51,7 @@ from websockets.exceptions import ConnectionClosed  # noqa: E402
 from websockets.sync.client import connect  # noqa: E402
 
 from tests.support.frames import FRAME, Tally, exchange  # noqa: E402
-from tests.support.live import free_port  # noqa: E402
+from tests.support.live import daphne_process  # noqa: E402
 
 PYTHON = Path(sys.executable)
 SERVER_ENV = {
@@ -151,34 +150,26 @@ def run(frames: int) -> dict[str, Any]:
         env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL"}}
         env.update(SERVER_ENV, SQLITE_PATH=str(Path(workdir) / "fuzz.sqlite3"))
         subprocess.run([str(PYTHON), "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-        port, log = free_port(), Path(workdir) / "server.log"
-        with open(log, "wb") as out:
-            server = subprocess.Popen(
-                [str(PYTHON), "manage.py", "serve", "--port", str(port)], cwd=ROOT, env=env, stdout=out, stderr=out
-            )
-        try:
-            _wait_healthy(port, server)
-            url = f"ws://127.0.0.1:{port}/ws/chat/"
+        log = Path(workdir) / "server.log"
+        with daphne_process(dict(SERVER_ENV, SQLITE_PATH=env["SQLITE_PATH"]), log=log) as (base, server):
+            url = f"{base}/ws/chat/"
             rss_start = rss_mb(server.pid)
             idle_turn = chat_turn(url)
-            base = baseline(url, frames)
+            base_tally = baseline(url, frames)
             rss_baseline = rss_mb(server.pid)
             fuzzed = fuzz(url, frames)
             rss_after = rss_mb(server.pid)
             time.sleep(1)
             slots = slots_free(url, int(SERVER_ENV["MAX_CONNECTIONS_PER_IP"]))
             after_turn = chat_turn(url)
-            faults = log_faults(log)
-        finally:
-            server.terminate()
-            server.wait(15)
+        faults = log_faults(log)
     bad_closes = {code: count for code, count in fuzzed.closes.items() if code not in {"1008", "1009"}}
     return {
         "frames": fuzzed.frames,
         "connections": fuzzed.connections,
         "fuzz_frames_per_s": round(fuzzed.rate),
-        "baseline_ping_frames_per_s": round(base.rate),
-        "ratio_to_baseline": round(fuzzed.rate / base.rate, 2) if base.rate else None,
+        "baseline_ping_frames_per_s": round(base_tally.rate),
+        "ratio_to_baseline": round(fuzzed.rate / base_tally.rate, 2) if base_tally.rate else None,
         "error_codes": dict((fuzzed.codes - Counter({"invalid_field": fuzzed.connections})).most_common()),
         "closes": dict(fuzzed.closes),
         "internal_errors": len(fuzzed.internal_errors),
@@ -195,22 +186,6 @@ def run(frames: int) -> dict[str, Any]:
         },
         "visitor_turn_ms": {"before": round(idle_turn * 1000), "after": round(after_turn * 1000)},
     }
-
-
-def _wait_healthy(port: int, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited with {server.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("the server was not healthy within 60 s")
-        time.sleep(0.1)
 
 
 def main() -> int:

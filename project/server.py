@@ -22,7 +22,6 @@ other ASGI servers (assistant/consumers.py).
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from daphne.http_protocol import HTTPFactory
@@ -30,32 +29,12 @@ from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
 from django.conf import settings
 from twisted.internet import reactor
 
+from assistant.ratelimit import TokenBucket
+
 logger = logging.getLogger("parley.server")
 
 #: Close code for frames beyond the limit (RFC 6455 policy violation).
 CLOSE_POLICY_VIOLATION = 1008
-
-
-class FrameBucket:
-    """`burst` frames at once, refilled at `per_minute` a minute (called from the reactor only)."""
-
-    __slots__ = ("capacity", "rate", "tokens", "updated")
-
-    def __init__(self, *, per_minute: int, burst: int) -> None:
-        self.rate = per_minute / 60.0
-        self.capacity = float(burst)
-        self.tokens = float(burst)
-        self.updated = time.monotonic()
-
-    def take(self) -> bool:
-        """Spend one token; False when the bucket is empty."""
-        now = time.monotonic()
-        self.tokens = min(self.capacity, self.tokens + (now - self.updated) * self.rate)
-        self.updated = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
 
 
 def unsent_bytes(transport: Any) -> int | None:
@@ -76,19 +55,19 @@ def unsent_bytes(transport: Any) -> int | None:
 class HardenedWebSocketProtocol(WebSocketProtocol):
     """daphne's websocket protocol with a frame limit before the queue and a bound on unread output."""
 
-    bucket: FrameBucket | None = None
+    bucket: TokenBucket | None = None
     refused = False
 
     def onOpen(self) -> None:
         """Start the frame budget when the handshake is complete."""
-        self.bucket = FrameBucket(per_minute=settings.CHAT_FRAME_RATE_LIMIT_PER_MINUTE, burst=settings.CHAT_FRAME_BURST)
+        self.bucket = TokenBucket(per_minute=settings.CHAT_FRAME_RATE_LIMIT_PER_MINUTE, burst=settings.CHAT_FRAME_BURST)
         super().onOpen()
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """Queue the frame for the application, unless the connection is over its frame limit."""
         if self.refused:
             return
-        if self.bucket is not None and not self.bucket.take():
+        if self.bucket is not None and self.bucket.take() is not None:
             self.refused = True
             logger.warning(
                 "Websocket %s sent frames faster than %d a minute (burst %d): closed with %d",
