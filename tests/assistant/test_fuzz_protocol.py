@@ -43,6 +43,7 @@ def _faults(records: list[logging.LogRecord]) -> list[str]:
     return [f"{record.name}: {record.getMessage()[:200]}" for record in records if record.levelno >= logging.ERROR]
 
 
+@pytest.mark.backends  # on Postgres too: it refuses NUL in text, which SQLite stores
 @settings(
     max_examples=120,
     deadline=None,
@@ -86,6 +87,7 @@ async def _exchange(client: ChatClient, frames: list[str], hello_first: bool) ->
     assert not [item for item in received if item.get("code") == "internal_error"], received
 
 
+@pytest.mark.backends
 async def test_after_fuzzing_a_normal_chat_still_works_and_slots_are_free() -> None:
     """Runs after the fuzz test in file order: the process it fuzzed still serves a visitor."""
     assert connections.total() == 0
