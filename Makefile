@@ -102,6 +102,7 @@ bench: install-dev
 	$(BIN)/python bench/provider_overhead.py
 	$(BIN)/python bench/analytics_scale.py
 	$(BIN)/python bench/dashboard_scale.py
+	$(BIN)/python bench/abuse.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .test-db.sqlite3* .staticfiles node_modules $(CHARTJS)
