@@ -12,7 +12,6 @@ import asyncio
 import functools
 import json
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -33,6 +32,7 @@ from assistant.protocol import ClientError
 from assistant.ratelimit import TokenBucket, connections, ip_window_take
 from assistant.selectors import history_message, iso, user_message_by_client_id
 from assistant.streaming import PROCESS_ID, Frame, ReplyJob, hub, layer_is_shared, publish, registry
+from project.logs import client_warnings
 
 logger = logging.getLogger(__name__)
 
@@ -48,9 +48,6 @@ _user_message_by_client_id = database_sync_to_async(user_message_by_client_id)
 
 #: Session-wide frames the analytics tracker counts (deltas, the per-token frames, are not among them).
 _TRACKED = frozenset({"reply.end", "message", "feedback.ack", "ended", "_rating", "_event"})
-#: At most one WARNING line per connection per this many seconds for refused frames (the next
-#: line says how many were left out), so a flood of bad frames cannot flood the log.
-WARNING_INTERVAL_S = 60.0
 #: The consumer's own frame limit is a backstop for ASGI servers other than `manage.py serve`,
 #: whose protocol (project/server.py) enforces the limit before a frame is queued. Frames reach
 #: the consumer later and more bunched than they were sent, so its burst is twice as large.
@@ -67,8 +64,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
     released = False
     closing = False
     tracker: AnalyticsTracker | None = None
-    _quiet_until = 0.0
-    _suppressed = 0
 
     # --- plumbing --------------------------------------------------------------------------
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -114,12 +109,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Accept first so the close code reaches the browser (a rejected handshake shows as 1006).
         if not origin_allowed(self.scope):
             logger.info("Refused websocket from origin %r", header(self.scope, b"origin"))
-            await self.accept()
-            await self.close(code=protocol.CLOSE_REFUSED)
+            await self._refuse(protocol.CLOSE_REFUSED)
             return
         if not connections.acquire(self.ip, settings.MAX_CONNECTIONS_PER_IP):
-            await self.accept()
-            await self.close(code=protocol.CLOSE_TOO_MANY_CONNECTIONS)
+            await self._refuse(protocol.CLOSE_TOO_MANY_CONNECTIONS)
             return
         self.counted = True
         self.streams: dict[int, int] = {}
@@ -136,6 +129,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             burst=max(1, settings.CHAT_EVENT_RATE_LIMIT_PER_MINUTE // 3),
         )
         await self.accept()
+
+    async def _refuse(self, code: int) -> None:
+        """Accept, then close with `code`; frames the client sends meanwhile are ignored."""
+        self.closing = True
+        await self.accept()
+        await self.close(code=code)
 
     async def disconnect(self, code: int) -> None:
         """Give back what the connection holds; a reply in progress carries on and is stored."""
@@ -207,14 +206,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.close(code=code)
 
     def _warn(self, what: str) -> None:
-        """One WARNING line for a visitor's bad input, at most one per WARNING_INTERVAL_S per connection."""
-        now = time.monotonic()
-        if now < self._quiet_until:
-            self._suppressed += 1
-            return
-        more = f" ({self._suppressed} more refused frame(s) not logged)" if self._suppressed else ""
-        self._quiet_until, self._suppressed = now + WARNING_INTERVAL_S, 0
-        logger.warning("Chat client %s: %s%s", self.ip, protocol.printable(what, 300), more)
+        """One WARNING line for a visitor's bad input, at most one a minute per client address."""
+        client_warnings.warning(logger, "chat", self.ip, "Chat client %s: %s", self.ip, protocol.printable(what, 300))
 
     async def send_frame(self, frame: Frame) -> None:
         """Send one JSON frame to this connection.

@@ -8,6 +8,7 @@ error frame instead of a silently ignored field.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -65,7 +66,8 @@ class ClientError(Exception):
         """The `error` frame sent to the client."""
         frame: ErrorFrame = {"type": "error", "code": self.code, "detail": self.detail}
         if self.retry_after is not None:
-            frame["retry_after"] = round(self.retry_after, 1)
+            # Rounded up: a client that waits exactly `retry_after` must not be refused again.
+            frame["retry_after"] = max(0.1, math.ceil(self.retry_after * 10) / 10)
         if self.client_id is not None:
             frame["client_id"] = self.client_id
         if self.field is not None:

@@ -30,6 +30,7 @@ from django.conf import settings
 from twisted.internet import reactor
 
 from assistant.ratelimit import TokenBucket
+from project.logs import client_warnings
 
 logger = logging.getLogger("parley.server")
 
@@ -65,11 +66,14 @@ class HardenedWebSocketProtocol(WebSocketProtocol):
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """Queue the frame for the application, unless the connection is over its frame limit."""
-        if self.refused:
-            return
+        if self.refused or self.state != self.STATE_OPEN:
+            return  # closing: nothing more reaches the application
         if self.bucket is not None and self.bucket.take() is not None:
             self.refused = True
-            logger.warning(
+            client_warnings.warning(
+                logger,
+                "frames",
+                _peer(self),
                 "Websocket %s sent frames faster than %d a minute (burst %d): closed with %d",
                 _peer(self),
                 settings.CHAT_FRAME_RATE_LIMIT_PER_MINUTE,
@@ -78,8 +82,31 @@ class HardenedWebSocketProtocol(WebSocketProtocol):
             )
             # sendClose() accepts only 1000 and 3000-4999 from an application; 1008 is ours to send.
             self.sendCloseFrame(code=CLOSE_POLICY_VIOLATION, reasonUtf8=b"too many frames")
+            self._stop_reading()
             return
         super().onMessage(payload, isBinary)
+
+    def serverClose(self, code: int | None = None) -> None:
+        """The application closes (a refusal: 4403, 4429, 1009…): send the close, read no more.
+
+        Waiting for the client's close frame means parsing whatever it keeps sending until the
+        close handshake times out; a flooding client made the server parse millions of frames
+        that way. The close frame is still sent; the connection is dropped when the close
+        handshake times out (autobahn's `closeHandshakeTimeout`, 1 s) unless the client answers.
+        """
+        super().serverClose(code)
+        self._stop_reading()
+
+    def _stop_reading(self) -> None:
+        """Read nothing more from the client; autobahn drops the connection 1 s after the close.
+
+        Not `loseConnection()`: closing a socket with unread data sends a reset, which can
+        destroy the close frame before the client reads it. Paused, the client's further frames
+        wait in the kernel's buffer and TCP flow control stops it, at no cost to the process.
+        """
+        transport = self.transport
+        if transport is not None and getattr(transport, "connected", False):
+            transport.pauseProducing()
 
     def serverSend(self, content: str | bytes, binary: bool = False) -> None:
         """Send, then drop a client that leaves more than CHAT_SEND_BUFFER_MAX_BYTES unread.
@@ -94,7 +121,10 @@ class HardenedWebSocketProtocol(WebSocketProtocol):
         unsent = unsent_bytes(self.transport)
         if unsent is not None and unsent > settings.CHAT_SEND_BUFFER_MAX_BYTES and not self.refused:
             self.refused = True
-            logger.warning(
+            client_warnings.warning(
+                logger,
+                "unread",
+                _peer(self),
                 "Websocket %s left %d bytes unread (limit %d): dropped",
                 _peer(self),
                 unsent,
@@ -150,9 +180,13 @@ def _expire(channel: Any, addr: Any) -> None:
     transport = getattr(channel, "transport", None)
     if transport is None or not getattr(transport, "connected", False):
         return
-    logger.warning(
+    host = str(getattr(addr, "host", addr))
+    client_warnings.warning(
+        logger,
+        "head",
+        host,
         "Client %s sent no complete request head within %.0f s: disconnected",
-        getattr(addr, "host", addr),
+        host,
         settings.HTTP_HEADER_TIMEOUT_S,
     )
     transport.abortConnection()

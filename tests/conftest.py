@@ -19,6 +19,7 @@ from assistant import shared_redis
 from assistant.providers.breaker import breaker
 from assistant.providers.registry import close_chain
 from assistant.streaming import registry
+from project.logs import client_warnings
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
 
@@ -61,6 +62,7 @@ def _fast_defaults(settings) -> None:
     settings.ANALYTICS_RECOVERY_INTERVAL_S = 0
     cache.clear()  # also the response cache and, on Redis, the shared breaker state
     breaker.reset()
+    client_warnings.reset()  # one WARNING per client a minute: each test starts with none held back
     channel_layers.backends.clear()
 
 

@@ -153,6 +153,24 @@ async def test_slots_a_consumer_cancelled_by_the_server_releases_slot_and_hub() 
     assert group_members == 1 and hub.count(session_group(welcome["session_id"])) == 0
 
 
+async def test_slots_frames_sent_to_a_refused_connection_are_ignored(settings, caplog) -> None:
+    """Found by bench/abuse.py: a connection refused with 4429 (or 4403) still had its frames
+    dispatched, and each one raised in the consumer (an ERROR traceback and `internal_error`)."""
+    caplog.set_level(logging.WARNING)
+    settings.MAX_CONNECTIONS_PER_IP = 1
+    first, ok, _ = await open_client(ip="203.0.113.30")
+    assert ok
+    second, ok, code = await open_client(ip="203.0.113.30")
+    assert (ok, code) == (False, 4429)
+    for _ in range(5):
+        await second.communicator.send_input({"type": "websocket.receive", "text": '{"type":"ping"}'})
+    assert await second.nothing_more()
+    await second.close()
+    await first.close()
+    assert not [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert connections.total() == 0
+
+
 # --- 2. backpressure ----------------------------------------------------------------------------
 @pytest.mark.live
 async def test_backpressure_a_frame_flood_is_closed_with_1008_instead_of_queued(strict_server) -> None:

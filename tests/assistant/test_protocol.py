@@ -221,14 +221,17 @@ def test_error_frame_has_only_code_and_detail_by_default() -> None:
     assert error.frame() == {"type": "error", "code": "empty_message", "detail": "Message is empty."}
 
 
-def test_error_frame_rounds_retry_after_to_tenths() -> None:
+def test_error_frame_rounds_retry_after_up_to_tenths() -> None:
+    """Rounded up (bench/abuse.py): a client waiting a rounded-down `retry_after` was refused again."""
     frame = ClientError(protocol.RATE_LIMITED, "Slow down.", retry_after=2.34).frame()
-    assert frame == {"type": "error", "code": "rate_limited", "detail": "Slow down.", "retry_after": 2.3}
+    assert frame == {"type": "error", "code": "rate_limited", "detail": "Slow down.", "retry_after": 2.4}
     assert ClientError(protocol.RATE_LIMITED, "Slow down.", retry_after=0.96).frame()["retry_after"] == 1.0
+    assert ClientError(protocol.RATE_LIMITED, "Slow down.", retry_after=3.0).frame()["retry_after"] == 3.0
 
 
-def test_error_frame_keeps_zero_retry_after() -> None:
-    assert ClientError(protocol.RATE_LIMITED, "Now.", retry_after=0.0).frame()["retry_after"] == 0.0
+def test_error_frame_never_says_retry_after_zero() -> None:
+    assert ClientError(protocol.RATE_LIMITED, "Now.", retry_after=0.0).frame()["retry_after"] == 0.1
+    assert ClientError(protocol.RATE_LIMITED, "Now.", retry_after=0.04).frame()["retry_after"] == 0.1
 
 
 def test_error_frame_includes_client_id_and_field_when_set() -> None:
