@@ -1062,9 +1062,9 @@ def print_report(result: RunResult) -> None:
         print(
             f"\nFlood ({'reading' if flood.reading else 'not reading'} replies), {flood.seconds:.1f} s from "
             f"{ATTACKER_IP}: {a.get('frames sent', 0):,} ping frames written on {a.get('connections', 0):,} "
-            f"connections; closed with 1008: {flood.closed_1008_logged:,} (server log)"
-            + (f", {a.get('closed 1008', 0):,} seen by the attacker" if flood.reading else "")
-            + f"; dropped for unread output: {flood.dropped_unread_logged}"
+            f"connections; WARNING lines for 1008 closes: {flood.closed_1008_logged:,} (one per address a minute)"
+            + (f", 1008 closes seen by the attacker: {a.get('closed 1008', 0):,}" if flood.reading else "")
+            + f"; WARNING lines for unread output: {flood.dropped_unread_logged}"
         )
         print(f"  attacker counts: {a}")
         print(

@@ -67,7 +67,8 @@ class HardenedWebSocketProtocol(WebSocketProtocol):
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         """Queue the frame for the application, unless the connection is over its frame limit."""
         if self.refused or self.state != self.STATE_OPEN:
-            return  # closing: nothing more reaches the application
+            self._discard_buffered()  # closing: nothing more reaches the application
+            return
         if self.bucket is not None and self.bucket.take() is not None:
             self.refused = True
             client_warnings.warning(
@@ -83,6 +84,7 @@ class HardenedWebSocketProtocol(WebSocketProtocol):
             # sendClose() accepts only 1000 and 3000-4999 from an application; 1008 is ours to send.
             self.sendCloseFrame(code=CLOSE_POLICY_VIOLATION, reasonUtf8=b"too many frames")
             self._stop_reading()
+            self._discard_buffered()
             return
         super().onMessage(payload, isBinary)
 
@@ -96,6 +98,15 @@ class HardenedWebSocketProtocol(WebSocketProtocol):
         """
         super().serverClose(code)
         self._stop_reading()
+
+    def _discard_buffered(self) -> None:
+        """Drop the frames already read but not parsed (one read can hold thousands).
+
+        autobahn keeps them in `data` and parses frame after frame (unmasking each) until it is
+        empty: a profile of a flood put 80 % of the server's time there. It has already cut the
+        current frame out of `data` when `onMessage` runs, so emptying it ends the loop.
+        """
+        self.data = b""
 
     def _stop_reading(self) -> None:
         """Read nothing more from the client; autobahn drops the connection 1 s after the close.
