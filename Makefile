@@ -96,12 +96,13 @@ format: install-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## bench: chat throughput vs a bare echo consumer (SQLite, Postgres + Redis), provider streaming overhead, analytics and dashboard at scale
+## bench: chat throughput vs a bare echo consumer (SQLite, Postgres + Redis), provider streaming overhead, analytics and dashboard at scale, fuzzing and abuse
 bench: install-dev
 	$(BIN)/python bench/chat_throughput.py
 	$(BIN)/python bench/provider_overhead.py
 	$(BIN)/python bench/analytics_scale.py
 	$(BIN)/python bench/dashboard_scale.py
+	$(BIN)/python bench/fuzz.py
 	$(BIN)/python bench/abuse.py
 
 clean:
