@@ -247,8 +247,9 @@ async def test_failovers_and_provider_errors_are_counted_alike_from_memory_and_f
     settings.TITLE_FROM_PROVIDER = False
     settings.RESPONSE_CACHE_TTL_S = 0
     with FakeVendor("openai") as primary, FakeVendor("anthropic", tokens=["Backup ", "answer."]) as backup:
-        # Turn 1: a refused key before any text (one error, no retry); turn 2: cut mid-stream.
-        primary.faults.extend(["status:401", "cut:2"])
+        # Turn 1: a refused request before any text (one error, no retry; a 400, not a 401, which
+        # would take openai out for the breaker's cooldown); turn 2: cut mid-stream.
+        primary.faults.extend(["status:400", "cut:2"])
         settings.OPENAI_API_KEY, settings.OPENAI_BASE_URL = "test-key", f"{primary.base_url}/v1"
         settings.ANTHROPIC_API_KEY, settings.ANTHROPIC_BASE_URL = "test-key", backup.base_url
         settings.AI_PROVIDERS = ["openai", "anthropic", "local"]
