@@ -30,7 +30,7 @@ from assistant.groups import reply_control_group, session_group
 from assistant.models import ChatMessage, ChatSession
 from assistant.protocol import ClientError
 from assistant.ratelimit import TokenBucket, connections, ip_window_take
-from assistant.selectors import history_message, iso, user_message_by_client_id
+from assistant.selectors import history_message, iso, session_by_public_id, user_message_by_client_id
 from assistant.streaming import PROCESS_ID, Frame, ReplyJob, hub, layer_is_shared, publish, registry
 from project.logs import client_warnings
 
@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 _session_open = database_sync_to_async(services.session_open)
 _session_materialize = database_sync_to_async(services.session_materialize)
+_session_by_public_id = database_sync_to_async(session_by_public_id)
 _turn_begin = database_sync_to_async(services.turn_begin)
 _feedback_upsert = database_sync_to_async(services.feedback_upsert)
 _session_rate = database_sync_to_async(services.session_rate)
@@ -312,14 +313,27 @@ class ChatConsumer(AsyncWebsocketConsumer):
             hub.leave(group, self.inbox)
             await self.channel_layer.group_discard(group, self.channel_name)
 
+    async def _current(self) -> ChatSession:
+        """The session, with its row if another tab (maybe on another process) has written it.
+
+        A tab that resumed a pending session learns of its row here, on its first frame that
+        needs one, so its `stop`, `feedback` and `end` reach the conversation the other tab began.
+        """
+        session = self.session
+        assert session is not None
+        if session.pk is None:
+            stored = await _session_by_public_id(public_id=session.public_id)
+            if stored is not None:
+                await self._adopt(stored, created=False)
+        return self.session
+
     async def _materialize(self, *, client_id: str | None = None) -> ChatSession:
         """The session's row, written now if the session is still pending.
 
         Writing one counts against CHAT_SESSIONS_PER_IP_PER_HOUR, so one address cannot fill the
         database with conversations (`hello` alone writes nothing at all).
         """
-        session = self.session
-        assert session is not None
+        session = await self._current()
         if session.pk is not None:
             return session
         wait = await ip_window_take(
@@ -332,7 +346,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 retry_after=wait,
                 client_id=client_id,
             )
-        session, created = await _session_materialize(session=session)
+        await self._adopt(*await _session_materialize(session=session))
+        return self.session
+
+    async def _adopt(self, session: ChatSession, created: bool) -> None:
+        """Take the session's row as this connection's session, with a tracker for it."""
         self.session = session
         self.tracker = await AnalyticsTracker.open(
             session_pk=session.pk,
@@ -341,7 +359,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             user_type=session.user_type,
             created=created,
         )
-        return session
 
     async def handle_message(self, frame: dict[str, Any]) -> None:
         """Store the visitor message (then `ack`) and start the reply task."""
@@ -420,8 +437,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def handle_stop(self, frame: dict[str, Any]) -> None:
         """Stop the reply being generated, in this process or another; idempotent."""
         assert self.session is not None and self.group is not None
-        if self.session.pk is None:
-            return  # a pending session has no reply
+        if (await self._current()).pk is None:
+            return  # still pending: no reply anywhere
         if not registry.stop(self.session.pk) and layer_is_shared(self.channel_layer):
             control = reply_control_group(self.session.public_id)
             await self.channel_layer.group_send(control, {"type": "chat.stop", "session": self.session.pk})
@@ -429,7 +446,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def handle_feedback(self, frame: dict[str, Any]) -> None:
         """Upsert thumbs up/down on an assistant reply; every tab sees `feedback.ack`."""
         assert self.session is not None and self.group is not None
-        if self.session.pk is None:
+        if (await self._current()).pk is None:
             raise ClientError(protocol.NOT_FOUND, "No assistant reply with that message_id in this session.")
         feedback = await _feedback_upsert(
             session=self.session,
@@ -481,7 +498,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def handle_end(self, frame: dict[str, Any]) -> None:
         """Close the session; every tab gets `ended` (a pending session has nothing to close)."""
         assert self.session is not None and self.group is not None
-        if self.session.pk is not None:
+        if (await self._current()).pk is not None:
             await _session_end(session=self.session)
         await publish(self.group, [{"type": "ended", "_by": self.channel_name}])
 

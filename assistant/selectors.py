@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 
 from django.db.models import Q
@@ -69,3 +70,8 @@ def prompt_history(*, session_id: int, before_seq: int, limit: int) -> list[tupl
 def user_message_by_client_id(*, session: ChatSession, client_id: str) -> ChatMessage | None:
     """The visitor message stored under an idempotency key, if any."""
     return ChatMessage.objects.filter(session=session, client_id=client_id, role=ChatMessage.Role.USER).first()
+
+
+def session_by_public_id(*, public_id: uuid.UUID) -> ChatSession | None:
+    """The stored session with this public id, if it has been written."""
+    return ChatSession.objects.filter(public_id=public_id).first()

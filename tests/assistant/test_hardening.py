@@ -301,6 +301,32 @@ async def test_storage_events_per_session_are_capped_in_count_and_rate(settings)
     await client.close()
 
 
+@pytest.mark.backends
+async def test_storage_a_tab_that_resumed_a_pending_session_reaches_the_row_another_tab_wrote(settings) -> None:
+    """Both tabs said `hello` before the first message: the second tab's stop, feedback and end
+    must reach the conversation the first one wrote (they were ignored as "pending")."""
+    settings.LOCAL_TOKEN_DELAY_MS = 20
+    first, _, _ = await open_client()
+    welcome = await first.hello()
+    second, _, _ = await open_client()
+    await second.hello(session_id=welcome["session_id"], token=welcome["token"])
+    await first.say("How do I embed the widget?", "c-1")
+    _, end = await second.read_reply()
+    await second.send({"type": "feedback", "message_id": end["message_id"], "rating": "up"})
+    assert (await second.recv_type("feedback.ack"))["rating"] == "up"
+    await first.send({"type": "message", "text": "And how do I style it?", "client_id": "c-2"})
+    await second.recv_type("reply.delta")
+    await second.send({"type": "stop"})
+    _, stopped = await first.read_reply()
+    assert stopped["status"] == "stopped"
+    await second.send({"type": "end"})
+    await first.recv_type("ended")
+    session = await database_sync_to_async(ChatSession.objects.get)(public_id=welcome["session_id"])
+    assert session.status == "closed"
+    await first.close()
+    await second.close()
+
+
 # --- 11. logs -------------------------------------------------------------------------------------
 async def test_logs_bad_frames_are_one_warning_line_per_connection_never_a_traceback(caplog) -> None:
     caplog.set_level(logging.INFO)
