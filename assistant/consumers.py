@@ -12,7 +12,6 @@ import asyncio
 import functools
 import json
 import logging
-import uuid
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -244,7 +243,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             locale=frame.get("locale", ""),
             user_agent=header(self.scope, b"user-agent") or "",
         )
-        resuming = _is_uuid(frame.get("session_id"))
+        resuming = protocol.is_uuid(frame.get("session_id"))
         if resuming:
             # Join before reading history, so nothing published in between is missed.
             await self._join(session_group(frame["session_id"]))
@@ -336,9 +335,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         session = await self._current()
         if session.pk is not None:
             return session
-        wait = await ip_window_take(
-            self.ip, settings.CHAT_SESSIONS_PER_IP_PER_HOUR, kind="sessions", window_s=SESSION_WINDOW_S
-        )
+        wait = await ip_window_take(self.ip, settings.CHAT_SESSIONS_PER_IP_PER_HOUR, kind="sessions", window_s=3600)
         if wait is not None:
             raise ClientError(
                 protocol.RATE_LIMITED,
@@ -591,17 +588,3 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return  # a gap (filled later by the snapshot or reply.end) or already sent
         self.streams[seq] = end
         await self.send_frame({"type": "reply.delta", "seq": seq, "text": text[position - offset :]})
-
-
-#: The window of CHAT_SESSIONS_PER_IP_PER_HOUR.
-SESSION_WINDOW_S = 3600
-
-
-def _is_uuid(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -266,6 +267,17 @@ def decode_frame(text: str) -> dict[str, Any]:
         raise ClientError(INVALID_FIELD, f"'data' must be at most {MAX_EVENT_DATA_BYTES} bytes of JSON.", field="data")
     body["type"] = frame_type
     return body
+
+
+def is_uuid(value: object) -> bool:
+    """Whether `value` is a string that parses as a UUID (in any of its spellings)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def printable(text: str, limit: int = 40) -> str:
