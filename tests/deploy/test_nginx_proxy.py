@@ -24,7 +24,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from tests.support.live import ROOT, daphne, free_port
+from tests.support.live import ROOT, daphne, free_port, stop, wait_healthy
 
 NGINX = Path("/usr/sbin/nginx")
 SHIPPED = ROOT / "deploy" / "nginx.conf"
@@ -85,25 +85,10 @@ def nginx_in_front_of(ws_base: str, directory: Path) -> Iterator[str]:
     assert checked.returncode == 0, checked.stderr
     process = subprocess.Popen([*command, "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 15
-        while True:
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else "nginx exited"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "nginx did not proxy /healthz within 15 s"
-            time.sleep(0.1)
+        wait_healthy(port, process, name="nginx (proxying Parley)", within=15)
         yield f"ws://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 @pytest.fixture

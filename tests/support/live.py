@@ -63,25 +63,36 @@ def daphne_process(
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"daphne exited with {process.returncode}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("daphne did not become healthy in 30 s")
-            time.sleep(0.1)
+        wait_healthy(port, process, name="daphne", within=30)
         yield f"ws://127.0.0.1:{port}", process
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log_file.close()
+
+
+def wait_healthy(port: int, process: subprocess.Popen[bytes], *, name: str, within: float) -> None:
+    """Poll http://127.0.0.1:`port`/healthz until it answers 200; raise if `process` exits or time runs out."""
+    deadline = time.monotonic() + within
+    while True:
+        if process.poll() is not None:
+            detail = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            raise RuntimeError(f"{name} exited with {process.returncode} {detail}".rstrip())
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} did not answer /healthz within {within:.0f} s")
+        time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 10 s."""
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
