@@ -16,6 +16,7 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 
 from assistant.groups import analytics_live_group
+from project import runtime
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class LiveFeed:
         event.setdefault("at", timezone.now().isoformat())
         self.pending.append(event)
         if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._flush_later(), name="analytics-live")
+            self.task = runtime.current().spawn(self._flush_later(), name="analytics-live", kind=runtime.LIVE)
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(FLUSH_S)
@@ -56,25 +57,14 @@ class LiveFeed:
             logger.exception("Could not send %d live analytics event(s); dashboards catch up on refresh", len(events))
 
 
-_feeds: dict[asyncio.AbstractEventLoop, LiveFeed] = {}
-
-
 def publish(event: dict[str, Any]) -> None:
     """Queue `event` for staff dashboards (never raises into the chat path)."""
     try:
-        loop = asyncio.get_running_loop()
-        feed = _feeds.get(loop)
-        if feed is None:
-            for old in [key for key in _feeds if key.is_closed()]:
-                del _feeds[old]
-            feed = _feeds[loop] = LiveFeed()
-        feed.publish(event)
+        runtime.current().state("analytics.live", LiveFeed).publish(event)
     except Exception:
         logger.exception("Could not queue a live analytics event")
 
 
 async def drain() -> None:
     """Send what is queued now (tests and shutdown)."""
-    feed = _feeds.get(asyncio.get_running_loop())
-    if feed is not None and feed.task is not None and not feed.task.done():
-        await asyncio.gather(feed.task, return_exceptions=True)
+    await runtime.current().wait(runtime.LIVE)

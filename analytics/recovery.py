@@ -21,10 +21,9 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from analytics import services
+from project import runtime
 
 logger = logging.getLogger(__name__)
-
-_loops: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,18 +55,12 @@ def ensure_running() -> None:
     """Start this event loop's sweep loop, once (a no-op when the interval is 0)."""
     if settings.ANALYTICS_RECOVERY_INTERVAL_S <= 0:
         return
-    loop = asyncio.get_running_loop()
-    task = _loops.get(loop)
-    if task is None or task.done():
-        _loops[loop] = loop.create_task(_sweep_forever(), name="analytics-sweep")
+    runtime.current().service("analytics-sweep", _sweep_forever)
 
 
 async def stop() -> None:
     """Stop this event loop's sweep loop (tests and shutdown)."""
-    task = _loops.pop(asyncio.get_running_loop(), None)
-    if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+    await runtime.current().stop_service("analytics-sweep")
 
 
 async def _sweep_forever() -> None:

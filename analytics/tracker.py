@@ -29,22 +29,20 @@ from django.utils import timezone
 
 from analytics import live, recovery, services
 from analytics.session_stats import SessionStats
+from project import runtime
 
 logger = logging.getLogger(__name__)
 
 _load = database_sync_to_async(services.session_stats_load)
 _write = database_sync_to_async(services.session_analytics_write)
 _rebuild = database_sync_to_async(services.session_analytics_rebuild)
-_tasks: set[asyncio.Task[None]] = set()
 
 #: How long the process-wide writer gathers rows before writing them in one statement.
 BATCH_S = 0.5
 
 
 def _spawn(coro: Any, name: str) -> None:
-    task = asyncio.get_running_loop().create_task(coro, name=name)
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
+    runtime.current().spawn(coro, name=name, kind=runtime.ANALYTICS)
 
 
 class Writer:
@@ -63,9 +61,7 @@ class Writer:
         """Queue a session's row (replacing one already queued for it)."""
         self.pending[tracker.session_pk] = (fields, tracker)
         if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run(), name="analytics-writer")
-            _tasks.add(self.task)
-            self.task.add_done_callback(_tasks.discard)
+            self.task = runtime.current().spawn(self._run(), name="analytics-writer", kind=runtime.ANALYTICS)
 
     async def _run(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -82,26 +78,16 @@ class Writer:
                     tracker.write_failed()
 
 
-_writers: dict[asyncio.AbstractEventLoop, Writer] = {}
-
-
 def _writer() -> Writer:
-    loop = asyncio.get_running_loop()
-    writer = _writers.get(loop)
-    if writer is None:
-        for old in [key for key in _writers if key.is_closed()]:
-            del _writers[old]
-        writer = _writers[loop] = Writer()
-    return writer
+    return runtime.current().state("analytics.writer", Writer)
 
 
 async def drain() -> None:
     """Write everything queued now and wait for analytics writes in flight (tests and shutdown)."""
-    writer = _writers.get(asyncio.get_running_loop())
+    writer = runtime.current().peek("analytics.writer")
     if writer is not None:
         writer.now.set()
-    while _tasks:
-        await asyncio.gather(*list(_tasks), return_exceptions=True)
+    await runtime.current().wait(runtime.ANALYTICS)
     if writer is not None:
         writer.now.clear()
 

@@ -30,8 +30,7 @@ from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
-from analytics import tracker
-from assistant import protocol, response_cache, services, titles
+from assistant import protocol, response_cache, services
 from assistant.knowledge import SearchHit, get_knowledge_base
 from assistant.liveness import PROCESS_ID  # tags this process's group messages (and owns its replies)
 from assistant.models import ChatMessage
@@ -39,6 +38,7 @@ from assistant.providers.base import PromptMessage, ProviderTimeout, ReplyReques
 from assistant.providers.local import split_chunks, used_hits
 from assistant.providers.registry import provider_chain
 from assistant.providers.router import AllProvidersFailed, Broken, Router
+from project import runtime
 
 logger = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class ReplyRegistry:
     def start(self, job: ReplyJob) -> asyncio.Task[None]:
         """Run `job` as a task that outlives the connection that started it."""
         self._jobs[job.session_pk] = job
-        task = asyncio.create_task(job.run(), name=f"reply-{job.session_pk}-{job.seq}")
+        task = runtime.current().spawn(job.run(), name=f"reply-{job.session_pk}-{job.seq}", kind=runtime.REPLIES)
         job.task = task
         task.add_done_callback(lambda _: self._forget(job))
         return task
@@ -150,11 +150,7 @@ class ReplyRegistry:
 
     async def drain(self) -> None:
         """Wait for every running reply, then close the control channel (tests and shutdown)."""
-        tasks = [job.task for job in list(self._jobs.values()) if job.task is not None]
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-        await titles.drain()
-        await tracker.drain()
+        await runtime.current().drain()
         await control.close()
 
 

@@ -27,6 +27,7 @@ from assistant.models import ProviderCall
 from assistant.providers.base import ReplyRequest, TextChunk
 from assistant.providers.registry import provider_chain
 from assistant.providers.router import AllProvidersFailed, Router
+from project import runtime
 
 logger = logging.getLogger(__name__)
 
@@ -36,25 +37,21 @@ TITLE_PROMPT = (
 )
 TITLE_TIMEOUT_S = 10.0
 
-_tasks: set[asyncio.Task[None]] = set()
-
 
 def schedule(*, session_pk: int, message_pk: int, first_message: str, current_title: str) -> None:
     """Start the title call in the background when a cloud provider is configured."""
     if not settings.TITLE_FROM_PROVIDER or not any(p.name != "local" for p in provider_chain()):
         return
-    task = asyncio.create_task(
+    runtime.current().spawn(
         _improve(session_pk=session_pk, message_pk=message_pk, first_message=first_message, current=current_title),
         name=f"title-{session_pk}",
+        kind=runtime.TITLES,
     )
-    _tasks.add(task)
-    task.add_done_callback(_tasks.discard)
 
 
 async def drain() -> None:
     """Wait for title calls in flight (tests and shutdown)."""
-    if _tasks:
-        await asyncio.gather(*list(_tasks), return_exceptions=True)
+    await runtime.current().wait(runtime.TITLES)
 
 
 async def _improve(*, session_pk: int, message_pk: int, first_message: str, current: str) -> None:
