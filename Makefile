@@ -89,8 +89,11 @@ test-services: install-dev
 		echo "Postgres or Redis unreachable: skipping the services pass (set REQUIRE_SERVICES=1 to fail instead)"; \
 	fi
 
+## lint: ruff, and the layer contracts of pyproject.toml (import-linter; see docs/architecture.md)
 lint: install-dev
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 format: install-dev
 	$(BIN)/ruff check --fix .

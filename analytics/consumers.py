@@ -25,8 +25,8 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from analytics import selectors
 from analytics.access import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED, is_staff
+from assistant.delivery import PROCESS_ID, hub
 from assistant.groups import analytics_live_group, session_group
-from assistant.streaming import hub
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +105,9 @@ class AnalyticsConsumer(AsyncWebsocketConsumer):
     async def chat_snapshot(self, event: dict[str, Any]) -> None:
         """Snapshots are for visitor tabs joining mid-reply; a transcript re-reads the API instead."""
 
+    async def chat_event(self, event: dict[str, Any]) -> None:
+        """Chat events for the subscribers of the session's processes; a watcher shows frames only."""
+
     # --- watching one session -----------------------------------------------------------
     async def _watch(self, session_id: str) -> None:
         await self._unwatch()
@@ -132,8 +135,6 @@ class AnalyticsConsumer(AsyncWebsocketConsumer):
             await self._forward(await inbox.get())
 
     async def _forward(self, event: dict[str, Any]) -> None:
-        from assistant.streaming import PROCESS_ID
-
         if self.watching is None or (event.get("process") == PROCESS_ID and self.inbox is not None):
             return  # the layer copy of frames the hub already delivered
         for frame in event.get("frames", []):

@@ -54,8 +54,8 @@ from django.utils import timezone
 from analytics.models import ChatAnalytics, DailySessionRollup
 from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, ProviderCall, SessionRating
 from assistant.protocol import PROVIDER_INTERRUPTED, PROVIDER_UNAVAILABLE, REPLY_TIMEOUT
+from assistant.replies import UNAVAILABLE_TEXT
 from assistant.services import make_title
-from assistant.streaming import UNAVAILABLE_TEXT
 
 #: Exit status when the database already has chat sessions and --append was not given.
 REFUSED_EXIT_STATUS = 3

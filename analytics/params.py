@@ -31,6 +31,8 @@ MAX_DAYS = 366
 MIN_DATE = date(2000, 1, 1)
 MAX_DAYS_AHEAD = 366
 PROVIDERS = ("openai", "anthropic", "gemini", "local")
+#: The `user_type` filter's choices.
+USER_TYPES: tuple[str, ...] = tuple(ChatSession.UserType.values)
 
 
 class ParamError(ValueError):
@@ -138,7 +140,7 @@ def period_query(query: QueryDict, *, extra: set[str] = frozenset()) -> PeriodQu
         if (end - start).days + 1 > MAX_DAYS:
             raise ParamError("start_date", f"The range is {(end - start).days + 1} days; the most is {MAX_DAYS}.")
         period = Period(start=start, end=end)
-    user_type = _choice(query, "user_type", tuple(ChatSession.UserType.values))
+    user_type = _choice(query, "user_type", USER_TYPES)
     provider = _choice(query, "provider", PROVIDERS)
     return PeriodQuery(period=period, filters=Filters(user_type=user_type, provider=provider), range=named)
 
@@ -178,7 +180,7 @@ def export_query(query: QueryDict, *, allowed: set[str]) -> ExportQuery:
             raise ParamError("session_id", f"'session_id' must be a session UUID, got {session_id[:40]!r}.") from None
     return ExportQuery(
         period=period,
-        user_type=_choice(query, "user_type", tuple(ChatSession.UserType.values)),
+        user_type=_choice(query, "user_type", USER_TYPES),
         is_active=_boolean(query, "is_active"),
         session_id=parsed_session,
         sender_type=_choice(query, "sender_type", tuple(ChatMessage.Role.values)),

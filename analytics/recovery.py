@@ -21,6 +21,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from analytics import services
+from assistant import liveness
 from project import runtime
 
 logger = logging.getLogger(__name__)
@@ -71,3 +72,22 @@ async def _sweep_forever() -> None:
             await sweep()
         except Exception:
             logger.exception("Analytics sweep failed; retrying in %s s", settings.ANALYTICS_RECOVERY_INTERVAL_S)
+
+
+def startup() -> None:
+    """Rebuild analytics of sessions a previous (crashed) server left behind, before serving.
+
+    Run by `manage.py serve` (a `project.runtime` startup hook). A failure is logged, not
+    raised: a broken analytics table must not keep the chat down.
+    """
+    try:
+        result = sweep_once(sole_process=liveness.sole_process())
+    except Exception:
+        logger.exception("Analytics recovery at startup failed; the periodic sweep will retry")
+        return
+    if result.sessions or result.orphaned_replies:
+        logger.info(
+            "Analytics recovery at startup: %d session(s) rebuilt, %d orphaned repl(ies) interrupted",
+            result.sessions,
+            result.orphaned_replies,
+        )

@@ -307,6 +307,15 @@ def report(period: Period, filters: Filters = Filters(), *, now: datetime | None
     return data
 
 
+def table_sizes() -> dict[str, int]:
+    """Row counts of the chat and analytics tables (what `seed_demo_data` reports)."""
+    return {
+        "sessions": ChatSession.objects.count(),
+        "analytics": ChatAnalytics.objects.count(),
+        "rollups": DailySessionRollup.objects.count(),
+    }
+
+
 def session_analytics(session_pk: int) -> ChatAnalytics | None:
     """One session's analytics row."""
     return ChatAnalytics.objects.filter(session_id=session_pk).first()

@@ -2,7 +2,7 @@
 
 Lifecycle (`connect`, `disconnect`), then `receive` dispatching to `handle_<type>`, then the
 channel-layer handlers. Work goes to services (one database unit each) and to the reply task
-in `streaming`, so the receive loop is never blocked by a reply: `stop` and `ping` are answered
+in `assistant.replies`, so the receive loop is never blocked by a reply: `stop` and `ping` are answered
 while it streams. See docs/protocol.md.
 """
 
@@ -12,7 +12,8 @@ import asyncio
 import functools
 import json
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
@@ -22,16 +23,19 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
 
-from analytics.tracker import AnalyticsTracker
-from assistant import protocol, services, titles
+from assistant import events, protocol, services, titles
 from assistant.access import client_ip, header, origin_allowed, verify_identity
+from assistant.delivery import PROCESS_ID, Frame, hub, publish, relay
 from assistant.groups import reply_control_group, session_group
-from assistant.models import ChatMessage, ChatSession
-from assistant.protocol import ClientError
+from assistant.protocol import ClientError, frames
 from assistant.ratelimit import TokenBucket, connections, ip_window_take
+from assistant.replies import ReplyJob, orphan_end_frame, registry
+from assistant.replies.runtime import request_snapshot, request_stop
 from assistant.selectors import history_message, iso, session_by_public_id, user_message_by_client_id
-from assistant.streaming import PROCESS_ID, Frame, ReplyJob, hub, layer_is_shared, publish, registry
 from project.logs import client_warnings
+
+if TYPE_CHECKING:
+    from assistant.models import ChatMessage, ChatSession
 
 logger = logging.getLogger(__name__)
 
@@ -46,8 +50,6 @@ _event_record = database_sync_to_async(services.event_record)
 _user_message_by_client_id = database_sync_to_async(user_message_by_client_id)
 
 
-#: Session-wide frames the analytics tracker counts (deltas, the per-token frames, are not among them).
-_TRACKED = frozenset({"reply.end", "message", "feedback.ack", "ended", "_rating", "_event"})
 #: The consumer's own frame limit is a backstop for ASGI servers other than `manage.py serve`,
 #: whose protocol (project/server.py) enforces the limit before a frame is queued. Frames reach
 #: the consumer later and more bunched than they were sent, so its burst is twice as large.
@@ -63,13 +65,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
     counted = False
     released = False
     closing = False
-    tracker: AnalyticsTracker | None = None
+    #: Whether `SessionOpened` was published for this connection (then `ConnectionClosed` is too).
+    observed = False
 
     # --- plumbing --------------------------------------------------------------------------
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         """Channels' own loop, plus a third source: the local inbox.
 
-        Replies generated in this process put their frames in `inbox` (see `streaming.hub`)
+        Replies generated in this process put their frames in `inbox` (see `delivery.hub`)
         instead of a channel-layer round trip. Dispatch stays one message at a time, so a
         reply's frames never interleave with a handler (a `welcome` is always sent first).
         """
@@ -141,7 +144,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self._release()
 
     async def _release(self) -> None:
-        """Release the IP slot, hub and group membership and the tracker: once, whatever raised.
+        """Release the IP slot, hub and group membership, and tell subscribers: once, whatever raised.
 
         The synchronous parts come first, so that even a second cancellation while leaving the
         layer group cannot keep the slot.
@@ -154,14 +157,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.counted = False
         group, self.group = self.group, None
         if group is not None:
-            hub.leave(group, self.inbox)  # hub first, layer group second: see `streaming.has_remote_members`
-        tracker, self.tracker = self.tracker, None
-        if tracker is not None and self.session is not None:
-            try:
-                job = registry.get(self.session.pk)
-                tracker.close(after=job.task if job is not None else None)
-            except Exception:
-                logger.exception("Analytics: closing the tracker of session %s failed", self.session.pk)
+            hub.leave(group, self.inbox)  # hub first, layer group second: see `delivery.has_remote_members`
+        if self.observed and self.session is not None:
+            self.observed = False
+            events.publish(
+                events.ConnectionClosed(
+                    session_pk=self.session.pk, session_id=str(self.session.public_id), connection=self.channel_name
+                )
+            )
         if group is not None:
             try:
                 await asyncio.shield(self.channel_layer.group_discard(group, self.channel_name))
@@ -195,9 +198,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_frame(dict(error.frame()))
         except Exception:
             logger.exception("Unhandled error in chat consumer")
-            await self.send_frame(
-                {"type": "error", "code": protocol.INTERNAL_ERROR, "detail": "Something went wrong on our side."}
-            )
+            await self.send_frame(frames.error(protocol.INTERNAL_ERROR, "Something went wrong on our side."))
 
     async def _close_for(self, code: int, reason: str) -> None:
         """Close for a policy reason: one WARNING line, and nothing more is read from the client."""
@@ -209,7 +210,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """One WARNING line for a visitor's bad input, at most one a minute per client address."""
         client_warnings.warning(logger, "chat", self.ip, "Chat client %s: %s", self.ip, protocol.printable(what, 300))
 
-    async def send_frame(self, frame: Frame) -> None:
+    async def send_frame(self, frame: Mapping[str, Any]) -> None:
         """Send one JSON frame to this connection.
 
         Text that is not valid Unicode (a lone surrogate, say from a vendor's stream) cannot be
@@ -267,29 +268,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if not resuming:
             await self._join(session_group(opened.session.public_id))
         if opened.session.pk is not None:
-            self.tracker = await AnalyticsTracker.open(
-                session_pk=opened.session.pk,
-                public_id=str(opened.session.public_id),
-                started_at=opened.session.created_at,
-                user_type=opened.session.user_type,
-                created=False,
+            self._observe(opened.session, created=False)
+        await self.send_frame(
+            frames.welcome(
+                session_id=str(opened.session.public_id),
+                status=opened.session.status,
+                title=opened.session.title,
+                history=opened.history,
+                history_truncated=opened.history_truncated,
+                config={
+                    "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
+                    "quick_replies": list(settings.ASSISTANT_QUICK_REPLIES),
+                    "greeting": settings.ASSISTANT_GREETING,
+                },
+                token=opened.token,
             )
-        welcome: dict[str, Any] = {
-            "type": "welcome",
-            "session_id": str(opened.session.public_id),
-            "status": opened.session.status,
-            "title": opened.session.title,
-            "history": opened.history,
-            "history_truncated": opened.history_truncated,
-            "config": {
-                "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
-                "quick_replies": list(settings.ASSISTANT_QUICK_REPLIES),
-                "greeting": settings.ASSISTANT_GREETING,
-            },
-        }
-        if opened.token is not None:
-            welcome["token"] = opened.token
-        await self.send_frame(welcome)
+        )
         for item in opened.streaming:
             # The stored text is a checkpoint; ask the generating process for the rest.
             self.streams[item["seq"]] = len(item["text"])
@@ -297,10 +291,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for item in opened.interrupted:  # replies of a dead process, ended just now: tell every tab
             self.streams[item["seq"]] = len(item["text"])
         if opened.interrupted:
-            await publish(self.group, [ReplyJob.orphan_end_frame(item) for item in opened.interrupted])
+            await publish(self.group, [orphan_end_frame(item) for item in opened.interrupted])
 
     async def _join(self, group: str) -> None:
-        """Join a session's group: the layer group before the hub (see `streaming.has_remote_members`)."""
+        """Join a session's group: the layer group before the hub (see `delivery.has_remote_members`)."""
         self.group = group  # set first: `_release` must leave it even if the join is interrupted
         await self.channel_layer.group_add(group, self.channel_name)
         hub.join(group, self.inbox)
@@ -347,14 +341,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return self.session
 
     async def _adopt(self, session: ChatSession, created: bool) -> None:
-        """Take the session's row as this connection's session, with a tracker for it."""
+        """Take the session's row as this connection's session, and tell subscribers."""
         self.session = session
-        self.tracker = await AnalyticsTracker.open(
-            session_pk=session.pk,
-            public_id=str(session.public_id),
-            started_at=session.created_at,
-            user_type=session.user_type,
-            created=created,
+        self._observe(session, created=created)
+
+    def _observe(self, session: ChatSession, *, created: bool) -> None:
+        """Publish `SessionOpened` for this connection (a session with a row)."""
+        self.observed = True
+        events.publish(
+            events.SessionOpened(
+                session_pk=session.pk,
+                session_id=str(session.public_id),
+                connection=self.channel_name,
+                created=created,
+                started_at=session.created_at.isoformat(),
+                user_type=session.user_type,
+            )
         )
 
     async def handle_message(self, frame: dict[str, Any]) -> None:
@@ -399,20 +401,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.message_bucket.refund()
         if turn.duplicate or turn.assistant_message is None:
             return
-        if self.tracker is not None:
-            self.tracker.user_message(seq=user.seq, text=text, live=True)
-        announce = {"type": "message", **history_message(user), "_others": True}
+        stored = events.MessageStored(
+            session_pk=session.pk,
+            session_id=str(session.public_id),
+            seq=user.seq,
+            message_id=str(user.public_id),
+            role=user.role,
+            text=text,
+        )
+        events.publish(stored)
         self.streams[turn.assistant_message.seq] = 0
         registry.start(
             ReplyJob(
                 session_pk=session.pk,
+                session_id=str(session.public_id),
                 group=self.group,
                 control_group=reply_control_group(session.public_id),
                 user_message=user,
                 assistant_message=turn.assistant_message,
                 history=turn.history,
                 locale=session.locale,
-                announce=[announce],
+                announce=[frames.message(history_message(user), others=True)],
+                announce_events=[stored],
                 origin=self.channel_name,
             )
         )
@@ -422,13 +432,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def send_ack(self, message: ChatMessage) -> None:
         """Tell this connection its message is stored."""
         await self.send_frame(
-            {
-                "type": "ack",
-                "client_id": message.client_id,
-                "seq": message.seq,
-                "message_id": str(message.public_id),
-                "created_at": iso(message.created_at),
-            }
+            frames.ack(
+                client_id=message.client_id,
+                seq=message.seq,
+                message_id=str(message.public_id),
+                created_at=iso(message.created_at),
+            )
         )
 
     async def handle_stop(self, frame: dict[str, Any]) -> None:
@@ -436,9 +445,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         assert self.session is not None and self.group is not None
         if (await self._current()).pk is None:
             return  # still pending: no reply anywhere
-        if not registry.stop(self.session.pk) and layer_is_shared(self.channel_layer):
-            control = reply_control_group(self.session.public_id)
-            await self.channel_layer.group_send(control, {"type": "chat.stop", "session": self.session.pk})
+        await request_stop(self.session.pk, self.session.public_id)
 
     async def handle_feedback(self, frame: dict[str, Any]) -> None:
         """Upsert thumbs up/down on an assistant reply; every tab sees `feedback.ack`."""
@@ -452,27 +459,41 @@ class ChatConsumer(AsyncWebsocketConsumer):
             reason=frame.get("reason", ""),
             comment=frame.get("comment", ""),
         )
-        ack = {"type": "feedback.ack", "message_id": frame["message_id"], "rating": feedback.rating}
-        await self.send_frame(ack)
-        if self.tracker is not None:
-            self.tracker.feedback(message_id=frame["message_id"], rating=feedback.rating, live=True)
-        await publish(self.group, [dict(ack, _others=True)], origin=self.channel_name)
+        await self.send_frame(frames.feedback_ack(message_id=frame["message_id"], rating=feedback.rating))
+        await publish(
+            self.group,
+            [frames.feedback_ack(message_id=frame["message_id"], rating=feedback.rating, others=True)],
+            origin=self.channel_name,
+        )
+        await relay(
+            events.FeedbackGiven(
+                session_pk=self.session.pk,
+                session_id=str(self.session.public_id),
+                message_id=frame["message_id"],
+                rating=feedback.rating,
+            )
+        )
 
     async def handle_rating(self, frame: dict[str, Any]) -> None:
         """Store the end-of-chat survey."""
         assert self.session is not None and self.group is not None
+        session = await self._materialize()
         await _session_rate(
-            session=await self._materialize(),
+            session=session,
             score=frame["score"],
             resolved=frame.get("resolved"),
             comment=frame.get("comment", ""),
         )
-        await self.send_frame({"type": "rating.ack"})
-        if self.tracker is not None:
-            self.tracker.rating(score=frame["score"], resolved=frame.get("resolved"), live=True)
-        # For the other tabs' trackers (never sent to clients), so that their checkpoints keep it.
-        tracked = {"type": "_rating", "score": frame["score"], "resolved": frame.get("resolved"), "_others": True}
-        await publish(self.group, [tracked], origin=self.channel_name)
+        await self.send_frame(frames.rating_ack())
+        await relay(
+            events.SessionRated(
+                session_pk=session.pk,
+                session_id=str(session.public_id),
+                score=frame["score"],
+                resolved=frame.get("resolved"),
+                comment=frame.get("comment", ""),
+            )
+        )
 
     async def handle_event(self, frame: dict[str, Any]) -> None:
         """Record a visitor action (no reply frame: events are fire-and-forget for the widget).
@@ -486,22 +507,28 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise ClientError(protocol.RATE_LIMITED, "Too many events; slow down.", retry_after=wait)
         session = await self._materialize()
         await _event_record(session=session, name=frame["name"], data=frame.get("data") or {})
-        if self.tracker is not None:
-            self.tracker.event(name=frame["name"])
-        await publish(
-            self.group, [{"type": "_event", "name": frame["name"], "_others": True}], origin=self.channel_name
+        await relay(
+            events.VisitorEvent(
+                session_pk=session.pk,
+                session_id=str(session.public_id),
+                name=frame["name"],
+                data=frame.get("data") or {},
+            )
         )
 
     async def handle_end(self, frame: dict[str, Any]) -> None:
         """Close the session; every tab gets `ended` (a pending session has nothing to close)."""
         assert self.session is not None and self.group is not None
-        if (await self._current()).pk is not None:
-            await _session_end(session=self.session)
-        await publish(self.group, [{"type": "ended", "_by": self.channel_name}])
+        session = await self._current()
+        if session.pk is not None:
+            await _session_end(session=session)
+        await publish(self.group, [frames.ended()])
+        if session.pk is not None:
+            await relay(events.SessionEnded(session_pk=session.pk, session_id=str(session.public_id)))
 
     async def handle_ping(self, frame: dict[str, Any]) -> None:
         """Keep-alive."""
-        await self.send_frame({"type": "pong"})
+        await self.send_frame(frames.pong())
 
     # --- channel layer ---------------------------------------------------------------------
     async def chat_frames(self, event: dict[str, Any]) -> None:
@@ -513,10 +540,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if frame.get("_others") and from_self:
                 continue
             kind = frame["type"]
-            if self.tracker is not None and kind in _TRACKED:
-                self._track(frame, from_self=from_self)
-            if kind.startswith("_"):
-                continue  # for the trackers only
             if kind == "reply.start":
                 self.streams.setdefault(frame["seq"], 0)
             elif kind == "reply.delta":
@@ -533,7 +556,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.awaiting_snapshot.pop(seq, None)
                 await self._send_delta(seq, 0, frame["_text"])
                 self.streams.pop(seq, None)
-            await self.send_frame({key: value for key, value in frame.items() if not key.startswith("_")})
+            await self.send_frame(frames.client_view(frame))
 
     async def chat_snapshot(self, event: dict[str, Any]) -> None:
         """The text so far of a reply this connection joined mid-stream."""
@@ -545,40 +568,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         for frame in buffered:
             await self._send_delta(seq, frame["_offset"], frame["text"])
 
-    def _track(self, frame: Frame, *, from_self: bool) -> None:
-        """Tell the tracker about session-wide frames (every tab's tracker sees each once)."""
-        assert self.tracker is not None
-        kind = frame["type"]
-        if kind == "reply.end":
-            self.tracker.reply_end(frame, live=from_self)
-        elif kind == "message" and frame.get("role") == ChatMessage.Role.USER:
-            self.tracker.user_message(seq=frame["seq"], text=frame["text"])
-        elif kind == "feedback.ack":
-            self.tracker.feedback(message_id=frame["message_id"], rating=frame["rating"])
-        elif kind == "ended":
-            self.tracker.ended(live=frame.get("_by") == self.channel_name)
-        elif kind == "_rating":
-            self.tracker.rating(score=frame["score"], resolved=frame["resolved"])
-        elif kind == "_event":
-            self.tracker.event(name=frame["name"])
+    async def chat_event(self, message: dict[str, Any]) -> None:
+        """A chat event from another process: hand it to this process's subscribers (once)."""
+        if message.get("process") != PROCESS_ID:
+            events.receive_copy(message)
 
     async def _request_snapshot(self, seq: int, buffered: list[Frame]) -> None:
         """Hold this reply's deltas until its generating process sends the text so far."""
         assert self.session is not None
         self.awaiting_snapshot[seq] = buffered
-        job = registry.get(self.session.pk)
-        if job is not None and job.seq == seq:
-            self.inbox.put_nowait(job.snapshot_frame())
-        elif layer_is_shared(self.channel_layer):
-            await self.channel_layer.group_send(
-                reply_control_group(self.session.public_id),
-                {
-                    "type": "chat.snapshot_request",
-                    "session": self.session.pk,
-                    "seq": seq,
-                    "reply_channel": self.channel_name,
-                },
-            )
+        await request_snapshot(self.session.pk, self.session.public_id, seq, self.channel_name, self.inbox)
 
     async def _send_delta(self, seq: int, offset: int, text: str) -> None:
         """Send the part of `text` (starting at `offset` of the reply) this client lacks."""
@@ -587,4 +586,4 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if offset > position or end <= position:
             return  # a gap (filled later by the snapshot or reply.end) or already sent
         self.streams[seq] = end
-        await self.send_frame({"type": "reply.delta", "seq": seq, "text": text[position - offset :]})
+        await self.send_frame(frames.reply_delta(seq=seq, text=text[position - offset :]))

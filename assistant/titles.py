@@ -27,6 +27,7 @@ from assistant.models import ProviderCall
 from assistant.providers.base import ReplyRequest, TextChunk
 from assistant.providers.registry import provider_chain
 from assistant.providers.router import AllProvidersFailed, Router
+from assistant.replies.runtime import registry
 from project import runtime
 
 logger = logging.getLogger(__name__)
@@ -83,8 +84,6 @@ async def _improve(*, session_pk: int, message_pk: int, first_message: str, curr
 
 async def _reply_ended(session_pk: int) -> None:
     """Wait (without cancelling it) for the reply this process is generating for the session."""
-    from assistant.streaming import registry  # streaming imports this module
-
     job = registry.get(session_pk)
     if job is not None and job.task is not None:
         await asyncio.wait({job.task})

@@ -18,7 +18,7 @@ from django.core.cache import cache
 from assistant import shared_redis
 from assistant.providers.breaker import breaker
 from assistant.providers.registry import close_chain
-from assistant.streaming import registry
+from assistant.replies import registry
 from project.logs import client_warnings
 
 REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"

@@ -25,7 +25,7 @@ from analytics import recovery, tracker
 from analytics.models import ChatAnalytics
 from analytics.services import session_stats_load
 from assistant.models import ChatMessage, ChatSession
-from assistant.streaming import registry
+from assistant.replies import registry
 from tests.support.chat import ChatClient, open_client
 from tests.support.fake_vendors import FakeVendor
 

@@ -226,7 +226,7 @@ async def test_disconnect_mid_reply_loses_nothing_and_resume_shows_the_reply(set
     await client.send({"type": "message", "text": "How do I embed the widget?", "client_id": "d"})
     await client.recv_type("reply.delta")
     await client.close()
-    from assistant.streaming import registry
+    from assistant.replies import registry
 
     await registry.drain()
     again = await connected()

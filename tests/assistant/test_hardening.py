@@ -24,10 +24,10 @@ import websockets
 from channels.db import database_sync_to_async
 from websockets.exceptions import ConnectionClosed
 
+from assistant.delivery import hub
 from assistant.groups import session_group
 from assistant.models import ChatEvent, ChatSession
 from assistant.ratelimit import connections
-from assistant.streaming import hub
 from tests.support.chat import ChatClient, open_client
 from tests.support.live import daphne
 

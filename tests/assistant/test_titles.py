@@ -9,8 +9,8 @@ from channels.db import database_sync_to_async
 
 from assistant import titles
 from assistant.models import ChatSession, ProviderCall
+from assistant.replies import registry
 from assistant.services import make_title
-from assistant.streaming import registry
 from tests.support.chat import open_client
 from tests.support.fake_vendors import FakeVendor
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from analytics import reports, selectors, services
-from assistant.models import ChatSession
+from analytics.params import USER_TYPES
 
 #: Longest report: a year, leap day included.
 MAX_DAYS = 366
@@ -105,7 +105,7 @@ class Command(BaseCommand):
             action="append",
             help="Email the report to ADDR (repeat the option or separate addresses with commas).",
         )
-        parser.add_argument("--user-type", choices=ChatSession.UserType.values, help="Only sessions of this user type.")
+        parser.add_argument("--user-type", choices=USER_TYPES, help="Only sessions of this user type.")
         parser.add_argument("--provider", help="Only sessions mostly answered by, and calls to, this AI provider.")
         parser.add_argument("--no-progress", action="store_true", help="No progress bar on long ranges.")
 

@@ -15,7 +15,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
-from analytics import services
+from analytics import selectors, services
 from analytics.demo import (
     BATCH_SESSIONS,
     REFUSED_EXIT_STATUS,
@@ -26,8 +26,6 @@ from analytics.demo import (
     analyze,
     check_columns,
 )
-from analytics.models import ChatAnalytics, DailySessionRollup
-from assistant.models import ChatSession
 
 
 # --- the command ----------------------------------------------------------------------------
@@ -67,7 +65,7 @@ class Command(BaseCommand):
             now = timezone.make_aware(now)
         if now > timezone.now() + timedelta(minutes=1):
             raise CommandError(f"--now {now.isoformat()} is in the future: demo chats cannot have happened yet.")
-        existing = ChatSession.objects.count()
+        existing = selectors.table_sizes()["sessions"]
         if existing and not options["append"]:
             raise CommandError(
                 f"The database already has {existing:,} chat session(s); seed_demo_data only fills an empty "
@@ -108,10 +106,11 @@ class Command(BaseCommand):
         done = time.monotonic()
 
         counts = writer.counts
+        sizes = selectors.table_sizes()
         self.stdout.write(
             f"Seeded {counts.sessions:,} sessions, {counts.messages:,} messages, {counts.calls:,} provider calls, "
             f"{counts.feedback:,} feedback, {counts.ratings:,} ratings, {counts.events:,} events; "
-            f"{ChatAnalytics.objects.count():,} analytics rows, {DailySessionRollup.objects.count():,} session "
+            f"{sizes['analytics']:,} analytics rows, {sizes['rollups']:,} session "
             f"rollup rows over {len(days)} days in {done - started:.1f} s (rows {seeded - started:.1f} s, "
             f"analytics {analysed - seeded:.1f} s, rollups {done - analysed:.1f} s)."
         )

@@ -12,7 +12,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from assistant import liveness
-from project import server
+from project import runtime, server
 
 logger = logging.getLogger(__name__)
 
@@ -44,8 +44,8 @@ class Command(BaseCommand):
             settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1],
             settings.CHANNEL_LAYERS["default"]["BACKEND"].rsplit(".", 1)[-1],
         )
-        liveness.heartbeat.start()  # before recovery: it tells which processes are gone
-        _recover_analytics()
+        liveness.heartbeat.start()  # before the startup hooks: it tells which processes are gone
+        runtime.run_startup()  # e.g. analytics recovers what a crashed predecessor left
         server.install()  # frame limits before the queue, bounded output, request-head deadline
         Server(
             application=get_default_application(),
@@ -55,23 +55,3 @@ class Command(BaseCommand):
             verbosity=1,
         ).run()
         liveness.heartbeat.stop()  # a clean shutdown: this process's replies end now, not later
-
-
-def _recover_analytics() -> None:
-    """Rebuild analytics of sessions a previous (crashed) server left behind, before serving.
-
-    A failure is logged, not raised: a broken analytics table must not keep the chat down.
-    """
-    from analytics.recovery import sweep_once
-
-    try:
-        result = sweep_once(sole_process=liveness.sole_process())
-    except Exception:
-        logger.exception("Analytics recovery at startup failed; the periodic sweep will retry")
-        return
-    if result.sessions or result.orphaned_replies:
-        logger.info(
-            "Analytics recovery at startup: %d session(s) rebuilt, %d orphaned repl(ies) interrupted",
-            result.sessions,
-            result.orphaned_replies,
-        )

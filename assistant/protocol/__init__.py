@@ -11,7 +11,41 @@ import json
 import math
 import uuid
 from dataclasses import dataclass
-from typing import Any, Literal, NotRequired, TypedDict
+from typing import Any
+
+from assistant.protocol import frames
+from assistant.protocol.frames import (
+    AckFrame,
+    ErrorFrame,
+    FeedbackState,
+    HistoryMessage,
+    MessageStatus,
+    ReplyDeltaFrame,
+    ReplyEndFrame,
+    ReplyStartFrame,
+    Usage,
+    WelcomeConfig,
+    WelcomeFrame,
+)
+
+__all__ = [
+    "AckFrame",
+    "ClientError",
+    "ErrorFrame",
+    "FeedbackState",
+    "HistoryMessage",
+    "MessageStatus",
+    "ReplyDeltaFrame",
+    "ReplyEndFrame",
+    "ReplyStartFrame",
+    "Usage",
+    "WelcomeConfig",
+    "WelcomeFrame",
+    "decode_frame",
+    "frames",
+    "is_uuid",
+    "printable",
+]
 
 # --- Error codes ----------------------------------------------------------------------------
 INVALID_JSON = "invalid_json"
@@ -41,8 +75,6 @@ CLOSE_FRAME_TOO_BIG = 1009
 CLOSE_REFUSED = 4403
 CLOSE_TOO_MANY_CONNECTIONS = 4429
 
-MessageStatus = Literal["complete", "streaming", "stopped", "interrupted", "failed"]
-
 
 class ClientError(Exception):
     """A problem with what the client sent; the consumer turns it into one `error` frame."""
@@ -65,103 +97,14 @@ class ClientError(Exception):
 
     def frame(self) -> ErrorFrame:
         """The `error` frame sent to the client."""
-        frame: ErrorFrame = {"type": "error", "code": self.code, "detail": self.detail}
+        retry_after = None
         if self.retry_after is not None:
             # Rounded up: a client that waits exactly `retry_after` must not be refused again.
-            frame["retry_after"] = max(0.1, math.ceil(self.retry_after * 10) / 10)
-        if self.client_id is not None:
-            frame["client_id"] = self.client_id
-        if self.field is not None:
-            frame["field"] = self.field
-        return frame
+            retry_after = max(0.1, math.ceil(self.retry_after * 10) / 10)
+        return frames.error(self.code, self.detail, retry_after=retry_after, client_id=self.client_id, field=self.field)
 
 
-# --- Server → client frames -----------------------------------------------------------------
-class ErrorFrame(TypedDict):
-    type: Literal["error"]
-    code: str
-    detail: str
-    retry_after: NotRequired[float]
-    client_id: NotRequired[str]
-    field: NotRequired[str]
-
-
-class FeedbackState(TypedDict):
-    rating: str
-    reason: str
-    comment: str
-
-
-class HistoryMessage(TypedDict):
-    seq: int
-    message_id: str
-    role: str
-    text: str
-    status: MessageStatus
-    created_at: str
-    client_id: NotRequired[str]
-    feedback: NotRequired[FeedbackState]
-    reply_to: NotRequired[int]
-    retry_of: NotRequired[int]
-
-
-class WelcomeConfig(TypedDict):
-    max_chars: int
-    quick_replies: list[str]
-    greeting: str
-
-
-class WelcomeFrame(TypedDict):
-    type: Literal["welcome"]
-    session_id: str
-    token: NotRequired[str]
-    status: str
-    title: str
-    history: list[HistoryMessage]
-    history_truncated: bool
-    config: WelcomeConfig
-
-
-class AckFrame(TypedDict):
-    type: Literal["ack"]
-    client_id: str
-    seq: int
-    message_id: str
-    created_at: str
-
-
-class ReplyStartFrame(TypedDict):
-    type: Literal["reply.start"]
-    seq: int
-    message_id: str
-    reply_to: int
-    retry_of: NotRequired[int]
-
-
-class ReplyDeltaFrame(TypedDict):
-    type: Literal["reply.delta"]
-    seq: int
-    text: str
-
-
-class Usage(TypedDict):
-    input_tokens: int | None
-    output_tokens: int | None
-
-
-class ReplyEndFrame(TypedDict):
-    type: Literal["reply.end"]
-    seq: int
-    message_id: str
-    status: MessageStatus
-    provider: str
-    model: str
-    ttft_ms: int | None
-    duration_ms: int
-    usage: Usage
-    cached: bool
-    sources: list[dict[str, Any]]
-    error: NotRequired[str]
+# --- Server → client frames: shapes and constructors live in `frames` ------------------------
 
 
 # --- Client → server frames (validated) -----------------------------------------------------

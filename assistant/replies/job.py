@@ -1,17 +1,10 @@
-"""Running one assistant reply as a task, and delivering it to every connection of the session.
+"""One assistant reply, run as a task: generate, broadcast, checkpoint, store, announce.
 
 The reply is owned by the process that received the visitor message, not by the connection:
-if the visitor disconnects, the reply still finishes and is stored.
-
-Delivery has two paths. Connections in this process get frames straight into their inbox
-(`hub`), with no channel-layer round trip. Connections in other processes get them through the
-session's channel-layer group, which is used only while the group has members outside this
-process (checked once per reply, and switched on when a remote tab asks for a snapshot). The
-layer is at-most-once, so deltas carry a private `_offset` and `reply.end` the full text: a
-connection that missed a delta (or joined late) fills the gap instead of showing a hole.
-
-`stop` and snapshot requests from other processes reach a reply through its session's control
-group, which this process's one control channel joins while the reply runs.
+if the visitor disconnects, the reply still finishes and is stored. Its frames reach the
+session's connections through `assistant.delivery`; `stop` and snapshot requests from other
+processes reach it through `replies.runtime.control`. What happened is published on the event
+seam (`ReplyStarted`, `Failover`, `ReplyEnded` with its provider calls).
 """
 
 from __future__ import annotations
@@ -20,265 +13,25 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.layers import BaseChannelLayer, InMemoryChannelLayer, get_channel_layer
-from channels_redis.core import RedisChannelLayer
+from channels.layers import get_channel_layer
 from django.conf import settings
 
-from assistant import protocol, response_cache, services
+from assistant import delivery, events, protocol, response_cache, services
+from assistant.delivery import Frame, has_remote_members, layer_is_shared
 from assistant.knowledge import SearchHit, get_knowledge_base
-from assistant.liveness import PROCESS_ID  # tags this process's group messages (and owns its replies)
 from assistant.models import ChatMessage
+from assistant.protocol import frames
 from assistant.providers.base import PromptMessage, ProviderTimeout, ReplyRequest, TextChunk, UsageReport
 from assistant.providers.local import split_chunks, used_hits
 from assistant.providers.registry import provider_chain
 from assistant.providers.router import AllProvidersFailed, Broken, Router
-from project import runtime
+from assistant.replies.coalescer import DeltaCoalescer
+from assistant.replies.runtime import control
 
 logger = logging.getLogger(__name__)
-
-Frame = dict[str, Any]
-
-
-class LocalHub:
-    """The inboxes of this process's connections, by session group."""
-
-    def __init__(self) -> None:
-        self._members: defaultdict[str, set[asyncio.Queue[Frame]]] = defaultdict(set)
-
-    def join(self, group: str, inbox: asyncio.Queue[Frame]) -> None:
-        """Register a connection; call after it joined the layer group (see `has_remote_members`)."""
-        self._members[group].add(inbox)
-
-    def leave(self, group: str, inbox: asyncio.Queue[Frame]) -> None:
-        """Forget a connection; call before it leaves the layer group."""
-        members = self._members.get(group)
-        if members is not None:
-            members.discard(inbox)
-            if not members:
-                del self._members[group]
-
-    def count(self, group: str) -> int:
-        """How many connections of `group` live in this process."""
-        return len(self._members.get(group, ()))
-
-    def deliver(self, group: str, event: Frame) -> None:
-        """Queue `event` for every local connection of `group` (they dispatch it in order)."""
-        for inbox in self._members.get(group, ()):
-            inbox.put_nowait(event)
-
-
-hub = LocalHub()
-
-
-def layer_is_shared(layer: BaseChannelLayer | None) -> bool:
-    """True when other processes can be on the layer (anything but the in-memory layer)."""
-    return layer is not None and not isinstance(layer, InMemoryChannelLayer)
-
-
-async def has_remote_members(group: str) -> bool:
-    """Whether `group` may have members in other processes.
-
-    Members join the layer group before the hub and leave it after, so the layer count minus
-    the local count never under-counts remote members; stale entries only over-count (an
-    unneeded publish, never a missed one). Unknown layer types are assumed to have some.
-    """
-    layer = get_channel_layer()
-    if not layer_is_shared(layer):
-        return False
-    if not isinstance(layer, RedisChannelLayer):
-        return True
-    try:
-        # channels_redis keeps a group as a sorted set of channel names under _group_key().
-        members = await layer.connection(layer.consistent_hash(group)).zcard(layer._group_key(group))
-    except Exception:
-        logger.exception("Could not count the members of %s; publishing to the group", group)
-        return True
-    return members > hub.count(group)
-
-
-async def publish(group: str, frames: list[Frame], *, origin: str | None = None, remote: bool = True) -> None:
-    """Send frames to every connection of a session: local inboxes, then (if `remote`) the group.
-
-    A layer outage is logged, never raised: remote clients catch up from the database.
-    """
-    event: Frame = {"type": "chat.frames", "frames": frames, "origin": origin}
-    hub.deliver(group, event)
-    layer = get_channel_layer()
-    if not remote or not layer_is_shared(layer):
-        return
-    try:
-        await layer.group_send(group, dict(event, process=PROCESS_ID))
-    except Exception:
-        logger.exception("Channel layer send to %s failed; clients will catch up from the database", group)
-
-
-class ReplyRegistry:
-    """The replies this process is generating, by session primary key."""
-
-    def __init__(self) -> None:
-        self._jobs: dict[int, ReplyJob] = {}
-
-    def get(self, session_pk: int) -> ReplyJob | None:
-        """The reply being generated for a session in this process, if any."""
-        return self._jobs.get(session_pk)
-
-    def start(self, job: ReplyJob) -> asyncio.Task[None]:
-        """Run `job` as a task that outlives the connection that started it."""
-        self._jobs[job.session_pk] = job
-        task = runtime.current().spawn(job.run(), name=f"reply-{job.session_pk}-{job.seq}", kind=runtime.REPLIES)
-        job.task = task
-        task.add_done_callback(lambda _: self._forget(job))
-        return task
-
-    def stop(self, session_pk: int) -> bool:
-        """Ask the session's reply (if generated here) to stop; True when there was one."""
-        job = self._jobs.get(session_pk)
-        if job is None:
-            return False
-        job.request_stop()
-        return True
-
-    def _forget(self, job: ReplyJob) -> None:
-        if self._jobs.get(job.session_pk) is job:
-            del self._jobs[job.session_pk]
-
-    async def drain(self) -> None:
-        """Wait for every running reply, then close the control channel (tests and shutdown)."""
-        await runtime.current().drain()
-        await control.close()
-
-
-registry = ReplyRegistry()
-
-
-class ControlChannel:
-    """This process's one channel for `stop` and snapshot requests from other processes.
-
-    While a reply runs, this channel is a member of its session's control group; requests
-    name the session, and the listener hands them to the reply in `registry`. One channel and
-    one listener per process replace a channel, a listener and a wake-up message per reply.
-    """
-
-    def __init__(self) -> None:
-        self._layer: BaseChannelLayer | None = None
-        self._name = ""
-        self._task: asyncio.Task[None] | None = None
-
-    async def name(self, layer: BaseChannelLayer) -> str:
-        """The channel name on `layer`, starting the listener on first use in this event loop."""
-        task = self._task
-        if self._layer is not layer or task is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
-            self._layer = layer
-            self._name = await layer.new_channel()
-            self._task = asyncio.create_task(self._listen(layer, self._name), name="reply-control")
-        return self._name
-
-    async def close(self) -> None:
-        """End the listener with a message, not a cancel.
-
-        Cancelling a pending channels_redis receive() breaks the process's shared receive loop.
-        """
-        task, layer, self._task, self._layer = self._task, self._layer, None, None
-        if task is None or layer is None or task.done() or task.get_loop() is not asyncio.get_running_loop():
-            return
-        try:
-            await layer.send(self._name, {"type": "control.close"})
-            await asyncio.wait_for(asyncio.shield(task), 5)
-        except Exception:
-            logger.exception("Could not close the reply control channel cleanly")
-            task.cancel()
-
-    async def _listen(self, layer: BaseChannelLayer, name: str) -> None:
-        while True:
-            try:
-                message = await layer.receive(name)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                logger.exception("Reply control channel receive failed; retrying")
-                await asyncio.sleep(1)
-                continue
-            kind = message.get("type")
-            if kind == "control.close":
-                return
-            job = registry.get(message.get("session"))  # type: ignore[arg-type]
-            if job is None:
-                continue
-            if kind == "chat.stop":
-                job.request_stop()
-            elif kind == "chat.snapshot_request" and message.get("seq") == job.seq:
-                # A connection in another process joined mid-reply: from now on it needs the group.
-                job.remote = True
-                try:
-                    await layer.send(message["reply_channel"], job.snapshot_frame())
-                except Exception:
-                    logger.exception("Could not send a snapshot of reply %s", job.seq)
-
-
-control = ControlChannel()
-
-
-class DeltaCoalescer:
-    """Batch reply text so at most one message per interval leaves for each reply."""
-
-    def __init__(self, *, send: Callable[[list[Frame]], Awaitable[None]], seq: int, interval_s: float) -> None:
-        self.send = send
-        self.seq = seq
-        self.interval_s = interval_s
-        self.sent_chars = 0
-        self.layer_messages = 0
-        self._pending: list[str] = []
-        self._last_flush = 0.0
-        self._dirty = asyncio.Event()
-        self._lock = asyncio.Lock()
-        self._flusher: asyncio.Task[None] | None = None
-
-    def append(self, text: str) -> None:
-        """Queue text; the flusher sends it when the interval allows."""
-        self._pending.append(text)
-        self._dirty.set()
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_loop())
-
-    async def finish(self, end_frame: Frame, full_text: str) -> None:
-        """Send what is pending together with `reply.end` in one layer message."""
-        async with self._lock:
-            if self._flusher is not None:
-                self._flusher.cancel()
-            frames = self._take_pending()
-            end = dict(end_frame, _text=full_text)
-            frames.append(end)
-            self.layer_messages += 1
-            await self.send(frames)
-
-    async def _flush_loop(self) -> None:
-        while True:
-            await self._dirty.wait()
-            delay = self._last_flush + self.interval_s - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            async with self._lock:
-                self._dirty.clear()
-                frames = self._take_pending()
-                if frames:
-                    self._last_flush = time.monotonic()
-                    self.layer_messages += 1
-                    await self.send(frames)
-
-    def _take_pending(self) -> list[Frame]:
-        if not self._pending:
-            return []
-        text = "".join(self._pending)
-        self._pending.clear()
-        frame = {"type": "reply.delta", "seq": self.seq, "text": text, "_offset": self.sent_chars}
-        self.sent_chars += len(text)
-        return [frame]
 
 
 UNAVAILABLE_TEXT = (
@@ -317,6 +70,7 @@ class ReplyJob:
         self,
         *,
         session_pk: int,
+        session_id: str,
         group: str,
         control_group: str,
         user_message: ChatMessage,
@@ -324,9 +78,11 @@ class ReplyJob:
         history: list[tuple[str, str]],
         locale: str = "",
         announce: list[Frame] | None = None,
+        announce_events: list[events.ChatEvent] | None = None,
         origin: str | None = None,
     ) -> None:
         self.session_pk = session_pk
+        self.session_id = session_id
         self.group = group
         self.control_group = control_group
         self.query = user_message.text
@@ -342,6 +98,8 @@ class ReplyJob:
         self.history = tuple(PromptMessage(role=role, text=text) for role, text in history)
         self.locale = locale
         self.announce = announce or []
+        #: Events already published here that other processes still need (if any listen).
+        self.announce_events = announce_events or []
         self.origin = origin
         self.task: asyncio.Task[None] | None = None
         self._parts: list[str] = []
@@ -389,7 +147,7 @@ class ReplyJob:
 
     def snapshot_frame(self) -> Frame:
         """The whole text so far, for a connection that joined mid-reply."""
-        return {"type": "chat.snapshot", "seq": self.seq, "text": self.text}
+        return frames.snapshot(seq=self.seq, text=self.text)
 
     async def run(self) -> None:
         """The task body: stream through the provider chain, then store and announce the end."""
@@ -399,6 +157,9 @@ class ReplyJob:
         # the database and asks for a snapshot, which reaches us and switches `remote` on.
         self.remote = await has_remote_members(self.group)
         await self._publish([*self.announce, self._start_frame()])
+        for event in self.announce_events:
+            await delivery.send_copy(event, remote=self.remote)
+        self._started()
         checkpoints = asyncio.create_task(self._checkpoint_loop())
         result, hits, router, cache_key = _Result(), (), None, None
         cancelled_by_shutdown = False
@@ -541,6 +302,17 @@ class ReplyJob:
         self._parts = []
         self.coalescer = self._new_coalescer()
         await self._publish([self._start_frame()])
+        events.publish(
+            events.Failover(
+                session_pk=self.session_pk,
+                session_id=self.session_id,
+                seq=old.seq,
+                provider=broken.provider,
+                model=broken.model,
+                error=type(broken.error).__name__,
+            )
+        )
+        self._started()
         self._generate()
 
     def _broken(self) -> str:
@@ -553,15 +325,26 @@ class ReplyJob:
         return DeltaCoalescer(send=self._publish, seq=self.seq, interval_s=settings.CHAT_DELTA_INTERVAL_MS / 1000)
 
     def _start_frame(self) -> Frame:
-        frame: Frame = {
-            "type": "reply.start",
-            "seq": self.segment.seq,
-            "message_id": self.segment.message_id,
-            "reply_to": self.reply_to,
-        }
-        if self.segment.retry_of is not None:
-            frame["retry_of"] = self.segment.retry_of
-        return frame
+        return dict(
+            frames.reply_start(
+                seq=self.segment.seq,
+                message_id=self.segment.message_id,
+                reply_to=self.reply_to,
+                retry_of=self.segment.retry_of,
+            )
+        )
+
+    def _started(self) -> None:
+        events.publish(
+            events.ReplyStarted(
+                session_pk=self.session_pk,
+                session_id=self.session_id,
+                seq=self.segment.seq,
+                message_id=self.segment.message_id,
+                reply_to=self.reply_to,
+                retry_of=self.segment.retry_of,
+            )
+        )
 
     def _outcome(self, result: _Result, hits: tuple[SearchHit, ...]) -> services.ReplyOutcome:
         return services.ReplyOutcome(
@@ -602,52 +385,48 @@ class ReplyJob:
             logger.exception("Could not store reply %s of session %s", self.seq, self.session_pk)
         await self._announce_end(outcome, calls)
 
-    @staticmethod
-    def orphan_end_frame(item: protocol.HistoryMessage) -> Frame:
-        """`reply.end` of a reply whose process died (`services.SessionOpened.interrupted`)."""
-        return {
-            "type": "reply.end",
-            "seq": item["seq"],
-            "message_id": item["message_id"],
-            "status": item["status"],
-            "provider": "",
-            "model": "",
-            "ttft_ms": None,
-            "duration_ms": None,
-            "usage": {"input_tokens": None, "output_tokens": None},
-            "cached": False,
-            "sources": [],
-            "_text": item["text"],  # fills the gap of a tab that saw less than the last checkpoint
-        }
-
     async def _announce_end(self, outcome: services.ReplyOutcome, calls: list[services.ProviderCallRecord]) -> None:
-        end_frame: Frame = {
-            "type": "reply.end",
-            "seq": self.seq,
-            "message_id": self.segment.message_id,
-            "status": outcome.status,
-            "provider": outcome.provider,
-            "model": outcome.model,
-            "ttft_ms": outcome.ttft_ms,
-            "duration_ms": outcome.duration_ms,
-            "usage": {"input_tokens": outcome.input_tokens, "output_tokens": outcome.output_tokens},
-            "cached": outcome.cached,
-            "sources": outcome.knowledge_sections,
-        }
-        if outcome.error_code:
-            end_frame["error"] = outcome.error_code
-        # For the analytics tracker (underscore fields never reach clients): the same counts
-        # analytics rebuilds from this reply's ProviderCall rows.
-        end_frame["_failovers"] = sum(1 for call in calls if call.fallback_from)
-        end_frame["_errors"] = sum(1 for call in calls if call.outcome in {"error", "interrupted"})
+        end_frame = frames.reply_end(
+            seq=self.seq,
+            message_id=self.segment.message_id,
+            status=outcome.status,
+            provider=outcome.provider,
+            model=outcome.model,
+            ttft_ms=outcome.ttft_ms,
+            duration_ms=outcome.duration_ms,
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            cached=outcome.cached,
+            sources=outcome.knowledge_sections,
+            error=outcome.error_code,
+            text=self.text,
+        )
         if not self.remote:
             # A remote tab that read this reply as streaming before `reply_finish` committed is
             # in the group by now; its snapshot request may come too late to reach us.
             self.remote = await has_remote_members(self.group)
-        await self.coalescer.finish(end_frame, self.text)
+        await self.coalescer.finish(end_frame)
+        ended = events.ReplyEnded(
+            session_pk=self.session_pk,
+            session_id=self.session_id,
+            seq=self.seq,
+            message_id=self.segment.message_id,
+            status=outcome.status,
+            provider=outcome.provider,
+            model=outcome.model,
+            ttft_ms=outcome.ttft_ms,
+            duration_ms=outcome.duration_ms,
+            cached=outcome.cached,
+            sources=tuple(outcome.knowledge_sections),
+            error=outcome.error_code,
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            calls=tuple(_call_info(call) for call in calls),
+        )
+        await delivery.relay(ended, remote=self.remote)
 
     async def _publish(self, frames: list[Frame]) -> None:
-        await publish(self.group, frames, origin=self.origin, remote=self.remote)
+        await delivery.publish(self.group, frames, origin=self.origin, remote=self.remote)
 
     async def _join_control_group(self) -> str | None:
         """Let `stop` and snapshot requests from other processes reach this reply."""
@@ -689,3 +468,24 @@ def _sources(hits: tuple[SearchHit, ...], provider: str) -> list[dict[str, objec
 
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
+
+
+def _call_info(call: services.ProviderCallRecord) -> events.ProviderCallInfo:
+    return events.ProviderCallInfo(
+        provider=call.provider,
+        model=call.model,
+        outcome=call.outcome,
+        latency_ms=call.latency_ms,
+        input_tokens=call.input_tokens,
+        output_tokens=call.output_tokens,
+        error_kind=call.error_kind,
+        fallback_from=call.fallback_from,
+    )
+
+
+def orphan_end_frame(item: frames.HistoryMessage) -> Frame:
+    """`reply.end` of a reply whose process died (`services.SessionOpened.interrupted`).
+
+    Its `_text` fills the gap of a tab that saw less than the last checkpoint.
+    """
+    return frames.reply_end(seq=item["seq"], message_id=item["message_id"], status=item["status"], text=item["text"])

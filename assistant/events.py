@@ -1,0 +1,306 @@
+"""The event seam: what happens in a chat, as typed events, delivered to whoever subscribes.
+
+The chat publishes; it does not know who listens. Analytics (the tracker, the live feed, the
+sweep) subscribes in `AnalyticsConfig.ready()`; the agent desk, webhooks and alerts plug in
+the same way (see docs/architecture.md, "To add a subscriber").
+
+Delivery is in process and synchronous, and never blocks or breaks the chat path:
+
+* a subscriber is a plain function called with the event; it must not block (it keeps state
+  in memory, or spawns its I/O on `project.runtime`); a coroutine function is run as a
+  background task of kind ``subscribers``;
+* a subscriber that raises is logged, and the next one still gets the event.
+
+Each event is published once, in the process where it happened (an *original*). Other processes
+keep their own view of a session (each tab's tracker sees the whole conversation), so events a
+session's other tabs must see (`RELAYED`) also travel to the session's channel-layer group as
+their own typed message, ``{"type": "chat.event", ...}``; the consumers there hand them back to
+`receive_copy`, which delivers each copy once per process, to subscribers that asked for
+copies (`subscribe(..., copies=True)`). Webhooks want originals only; trackers want both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import uuid
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+from project import runtime
+
+logger = logging.getLogger(__name__)
+
+E = TypeVar("E", bound="ChatEvent")
+
+
+def _event_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChatEvent:
+    """Something that happened in one chat session.
+
+    Fields are plain values (str, int, float, bool, None, tuples and dicts of them) so that a
+    copy crosses the channel layer unchanged.
+    """
+
+    #: Sent to the session's other processes as a `chat.event` layer message.
+    relayed: ClassVar[bool] = False
+
+    session_pk: int
+    session_id: str  # the public id
+    event_id: str = field(default_factory=_event_id)
+    #: True for a copy from another process (`receive_copy`), False where it happened.
+    copy: bool = False
+
+    def message(self, process: str) -> dict[str, Any]:
+        """This event as a channel-layer message from `process`."""
+        return {
+            "type": "chat.event",
+            "event": type(self).__name__,
+            "fields": _plain(dataclasses.asdict(self)),
+            "process": process,
+        }
+
+
+# --- the session ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionOpened(ChatEvent):
+    """A connection took a session that has a row: `created` when it wrote the row just now.
+
+    `connection` names the connection (one process may hold several tabs of a session).
+    """
+
+    connection: str
+    created: bool
+    started_at: str  # ISO 8601
+    user_type: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionClosed(ChatEvent):
+    """A connection of the session closed (the session itself goes on; replies finish)."""
+
+    connection: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionEnded(ChatEvent):
+    """The visitor ended the conversation."""
+
+    relayed: ClassVar[bool] = True
+
+
+# --- messages and replies ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageStored(ChatEvent):
+    """A visitor message was stored (and acknowledged)."""
+
+    relayed: ClassVar[bool] = True
+
+    seq: int
+    message_id: str
+    role: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplyStarted(ChatEvent):
+    """An assistant reply began (a failover starts a new one, with `retry_of`)."""
+
+    seq: int
+    message_id: str
+    reply_to: int
+    retry_of: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProviderCallInfo:
+    """One provider attempt of a reply, as subscribers see it."""
+
+    provider: str
+    model: str
+    outcome: str
+    latency_ms: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    error_kind: str = ""
+    fallback_from: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplyEnded(ChatEvent):
+    """A reply reached its final status, with the provider calls it took."""
+
+    relayed: ClassVar[bool] = True
+
+    seq: int
+    message_id: str
+    status: str
+    provider: str
+    model: str
+    ttft_ms: int | None
+    duration_ms: int | None
+    cached: bool
+    sources: tuple[dict[str, Any], ...] = ()
+    error: str = ""
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    calls: tuple[ProviderCallInfo, ...] = ()
+
+    @property
+    def failovers(self) -> int:
+        """Calls that took over from a failed provider."""
+        return sum(1 for call in self.calls if call.fallback_from)
+
+    @property
+    def errors(self) -> int:
+        """Calls that failed or were cut."""
+        return sum(1 for call in self.calls if call.outcome in {"error", "interrupted"})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Failover(ChatEvent):
+    """A provider failed after its text began; the kept part is `interrupted` and the next provider answers."""
+
+    seq: int
+    provider: str
+    model: str
+    error: str
+
+
+# --- what the visitor did ---------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedbackGiven(ChatEvent):
+    """Thumbs up or down on a reply (the stored rating)."""
+
+    relayed: ClassVar[bool] = True
+
+    message_id: str
+    rating: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionRated(ChatEvent):
+    """The end-of-chat survey."""
+
+    relayed: ClassVar[bool] = True
+
+    score: int
+    resolved: bool | None
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VisitorEvent(ChatEvent):
+    """A widget action (opened, clicked a quick reply, asked for a person...)."""
+
+    relayed: ClassVar[bool] = True
+
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+EVENT_TYPES: dict[str, type[ChatEvent]] = {
+    cls.__name__: cls
+    for cls in (
+        SessionOpened,
+        ConnectionClosed,
+        SessionEnded,
+        MessageStored,
+        ReplyStarted,
+        ReplyEnded,
+        Failover,
+        FeedbackGiven,
+        SessionRated,
+        VisitorEvent,
+    )
+}
+
+
+# --- the registry -----------------------------------------------------------------------------
+Subscriber = Callable[[Any], Any]
+
+
+@dataclass(slots=True)
+class _Subscription:
+    handler: Subscriber
+    copies: bool
+    is_async: bool
+
+
+class EventBus:
+    """Subscribers by event class; `publish` calls them in subscription order."""
+
+    #: How many copy ids a process remembers to deliver each copy once (several tabs of a
+    #: session in one process each receive the layer message).
+    SEEN_COPIES = 4096
+
+    def __init__(self) -> None:
+        self._subscribers: defaultdict[type[ChatEvent], list[_Subscription]] = defaultdict(list)
+        self._seen: OrderedDict[str, None] = OrderedDict()
+
+    def subscribe(self, event_type: type[E], handler: Callable[[E], Any], *, copies: bool = False) -> None:
+        """Call `handler` with every `event_type` published here (and copies from other processes if asked)."""
+        self._subscribers[event_type].append(_Subscription(handler, copies, inspect.iscoroutinefunction(handler)))
+
+    def unsubscribe(self, event_type: type[ChatEvent], handler: Subscriber) -> None:
+        """Stop calling `handler` (tests)."""
+        self._subscribers[event_type] = [s for s in self._subscribers[event_type] if s.handler is not handler]
+
+    def publish(self, event: ChatEvent) -> None:
+        """Deliver an event that happened in this process to its subscribers. Never raises."""
+        self._deliver(event, copy=False)
+
+    def receive_copy(self, message: dict[str, Any]) -> None:
+        """Deliver a `chat.event` layer message from another process, once per process."""
+        try:
+            cls = EVENT_TYPES[message["event"]]
+            fields = dict(message["fields"], copy=True)
+            if cls is ReplyEnded:
+                fields["calls"] = tuple(ProviderCallInfo(**call) for call in fields.get("calls", ()))
+                fields["sources"] = tuple(fields.get("sources", ()))
+            event = cls(**fields)
+        except Exception:
+            logger.exception("Dropped a malformed chat.event message %r", message.get("event"))
+            return
+        if event.event_id in self._seen:
+            return
+        self._seen[event.event_id] = None
+        if len(self._seen) > self.SEEN_COPIES:
+            self._seen.popitem(last=False)
+        self._deliver(event, copy=True)
+
+    def _deliver(self, event: ChatEvent, *, copy: bool) -> None:
+        for subscription in self._subscribers.get(type(event), ()):
+            if copy and not subscription.copies:
+                continue
+            try:
+                if subscription.is_async:
+                    runtime.current().spawn(
+                        subscription.handler(event), name=f"event-{type(event).__name__}", kind="subscribers"
+                    )
+                else:
+                    subscription.handler(event)
+            except Exception:
+                logger.exception("Subscriber %r failed on %s", subscription.handler, type(event).__name__)
+
+
+bus = EventBus()
+subscribe = bus.subscribe
+publish = bus.publish
+receive_copy = bus.receive_copy
+
+
+def _plain(value: Any) -> Any:
+    """`value` with tuples as lists (msgpack and JSON both carry lists)."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
