@@ -159,7 +159,6 @@ class ReplyJob:
         await self._publish([*self.announce, self._start_frame()])
         for event in self.announce_events:
             await delivery.send_copy(event, remote=self.remote)
-        self._started()
         checkpoints = asyncio.create_task(self._checkpoint_loop())
         result, hits, router, cache_key = _Result(), (), None, None
         cancelled_by_shutdown = False
@@ -290,18 +289,13 @@ class ReplyJob:
                 message_id=old.pk, outcome=outcome, session_pk=self.session_pk, reply_to_id=self.user_pk, calls=calls
             )
         )
-        await self._announce_end(outcome, calls)
-        self.segment = _Segment(
+        new = _Segment(
             pk=replacement.pk,
             message_id=str(replacement.public_id),
             seq=replacement.seq,
             started=time.monotonic(),
             retry_of=old.seq,
         )
-        self.segment_pks.append(replacement.pk)
-        self._parts = []
-        self.coalescer = self._new_coalescer()
-        await self._publish([self._start_frame()])
         events.publish(
             events.Failover(
                 session_pk=self.session_pk,
@@ -312,7 +306,15 @@ class ReplyJob:
                 error=type(broken.error).__name__,
             )
         )
-        self._started()
+        # The replacement starts before the cut one ends, for subscribers too: a tracker kept open
+        # for this process's replies must not see a moment with none.
+        self._started(new)
+        await self._announce_end(outcome, calls)
+        self.segment = new
+        self.segment_pks.append(replacement.pk)
+        self._parts = []
+        self.coalescer = self._new_coalescer()
+        await self._publish([self._start_frame()])
         self._generate()
 
     def _broken(self) -> str:
@@ -334,15 +336,20 @@ class ReplyJob:
             )
         )
 
-    def _started(self) -> None:
+    def started(self) -> None:
+        """Publish `ReplyStarted`: called when the task is created, so that subscribers know of the
+        reply before the connection that asked for it can close."""
+        self._started(self.segment)
+
+    def _started(self, segment: _Segment) -> None:
         events.publish(
             events.ReplyStarted(
                 session_pk=self.session_pk,
                 session_id=self.session_id,
-                seq=self.segment.seq,
-                message_id=self.segment.message_id,
+                seq=segment.seq,
+                message_id=segment.message_id,
                 reply_to=self.reply_to,
-                retry_of=self.segment.retry_of,
+                retry_of=segment.retry_of,
             )
         )
 

@@ -39,6 +39,7 @@ class ReplyRegistry:
     def start(self, job: ReplyJob) -> asyncio.Task[None]:
         """Run `job` as a task that outlives the connection that started it."""
         self._jobs[job.session_pk] = job
+        job.started()
         task = runtime.current().spawn(job.run(), name=f"reply-{job.session_pk}-{job.seq}", kind=runtime.REPLIES)
         job.task = task
         task.add_done_callback(lambda _: self._forget(job))
