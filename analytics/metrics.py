@@ -1,8 +1,11 @@
-"""Every metric Parley reports, defined once: a formula and a one-line definition.
+"""Every metric Parley reports, defined once: the `METRICS` registry.
 
-The dashboard, the JSON API, the CSV exports and the weekly report all take their numbers from
-`summarize` (over a period's `Totals`) and their per-session numbers from the functions below,
-and show the `definition` text next to them. Change a formula here and every surface changes.
+A `Metric` carries its formula, its one-line definition, its unit, its weekly report section and
+its dashboard card. The dashboard, the JSON API, the CSV exports and the weekly report all take
+their numbers from `summarize` (over a period's `Totals`) and their per-session numbers from the
+functions below; the report's sections (`report_sections`) and the dashboard's cards (`cards`,
+sent to the page by `definitions`) come from the registry too. Add or change a metric here and
+every surface follows; nothing else lists metrics.
 
 A rate whose denominator is zero is `None`, shown as "no data": an empty week is not 0 %.
 """
@@ -11,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from typing import Literal
@@ -25,188 +28,6 @@ ENGAGED_MIN_USER_MESSAGES = 2
 CSAT_MIN_SCORE = 4
 #: Changes smaller than this (in %) are shown as flat.
 FLAT_CHANGE_PCT = 0.5
-
-
-@dataclass(frozen=True, slots=True)
-class Metric:
-    """A metric's name, unit, one-line definition, and whether a rise is good news."""
-
-    key: str
-    label: str
-    unit: Unit
-    definition: str
-    higher_is_better: bool | None = None
-    headline: bool = False
-
-
-_METRICS = [
-    Metric("sessions", "Sessions", "count", "Chat sessions started in the period.", True, True),
-    Metric(
-        "active_sessions",
-        "Active sessions",
-        "count",
-        "Sessions started in the period that are still going: not ended and not idle past the idle window.",
-        None,
-        True,
-    ),
-    Metric(
-        "closed_sessions",
-        "Closed sessions",
-        "count",
-        "Sessions started in the period that the visitor ended or that went idle past the idle window.",
-    ),
-    Metric("live_sessions", "Live now", "count", "Open sessions with visitor activity in the last few minutes."),
-    Metric("messages", "Messages", "count", "All messages in sessions started in the period.", True, True),
-    Metric("user_messages", "Visitor messages", "count", "Messages sent by visitors."),
-    Metric("assistant_messages", "Assistant messages", "count", "Replies written by the assistant, any status."),
-    Metric("messages_per_session", "Messages per session", "ratio", "Messages divided by sessions.", True, True),
-    Metric(
-        "avg_response_time_ms",
-        "Response time (avg)",
-        "ms",
-        "Mean time from a visitor message to the end of its reply, over finished replies.",
-        False,
-        True,
-    ),
-    Metric("p50_response_time_ms", "Response time p50", "ms", "Median reply time (values rounded to 2 digits).", False),
-    Metric(
-        "p95_response_time_ms",
-        "Response time p95",
-        "ms",
-        "95th percentile reply time: 95 % of replies finished within it (values rounded to 2 digits).",
-        False,
-        True,
-    ),
-    Metric(
-        "p99_response_time_ms", "Response time p99", "ms", "99th percentile reply time (rounded to 2 digits).", False
-    ),
-    Metric(
-        "avg_ttft_ms",
-        "Time to first token (avg)",
-        "ms",
-        "Mean time from a visitor message to the first text of its reply.",
-        False,
-        True,
-    ),
-    Metric("p50_ttft_ms", "TTFT p50", "ms", "Median time to first token (rounded to 2 digits).", False),
-    Metric("p95_ttft_ms", "TTFT p95", "ms", "95th percentile time to first token (rounded to 2 digits).", False),
-    Metric("p99_ttft_ms", "TTFT p99", "ms", "99th percentile time to first token (rounded to 2 digits).", False),
-    Metric(
-        "feedback_rate",
-        "Feedback rate",
-        "percent",
-        "Share of assistant replies that got a thumbs up or down.",
-        True,
-        True,
-    ),
-    Metric("thumbs_up", "Thumbs up", "count", "Replies rated thumbs up."),
-    Metric("thumbs_down", "Thumbs down", "count", "Replies rated thumbs down."),
-    Metric(
-        "satisfaction_rate",
-        "Satisfaction rate",
-        "percent",
-        "Share of rated replies that got a thumbs up.",
-        True,
-        True,
-    ),
-    Metric("ratings", "Ratings", "count", "End-of-chat ratings given."),
-    Metric("avg_rating", "Average rating", "rating", "Mean end-of-chat rating, 1 to 5.", True, True),
-    Metric("csat", "CSAT", "percent", "Share of end-of-chat ratings that are 4 or 5.", True, True),
-    Metric(
-        "resolution_rate",
-        "Resolution rate",
-        "percent",
-        "Share of finished sessions that were resolved, confirmed by the visitor or assumed.",
-        True,
-        True,
-    ),
-    Metric(
-        "confirmed_resolution_rate",
-        "Confirmed resolution rate",
-        "percent",
-        "Share of finished sessions the visitor said were resolved in the end-of-chat rating.",
-        True,
-    ),
-    Metric(
-        "assumed_resolution_rate",
-        "Assumed resolution rate",
-        "percent",
-        "Share of finished sessions that ended or went idle after an answer, with no escalation, "
-        "no thumbs down and no unanswered question.",
-        True,
-    ),
-    Metric("escalation_rate", "Escalation rate", "percent", "Share of sessions handed to a human.", False, True),
-    Metric(
-        "engagement_rate",
-        "Engagement rate",
-        "percent",
-        f"Share of sessions in which the visitor sent at least {ENGAGED_MIN_USER_MESSAGES} messages.",
-        True,
-        True,
-    ),
-    Metric(
-        "avg_engagement_score",
-        "Engagement score",
-        "score",
-        "Mean per-session engagement score, 0 to 100 (messages, actions, feedback, rating).",
-        True,
-    ),
-    Metric(
-        "avg_sentiment",
-        "Visitor sentiment",
-        "ratio",
-        "Mean VADER compound score of visitor messages, -1 (negative) to 1 (positive).",
-        True,
-    ),
-    Metric("tokens", "Tokens", "tokens", "Input plus output tokens of every provider call.", None, True),
-    Metric("input_tokens", "Input tokens", "tokens", "Prompt tokens of every provider call, cached included."),
-    Metric("output_tokens", "Output tokens", "tokens", "Generated tokens of every provider call."),
-    Metric(
-        "cost_usd",
-        "AI cost",
-        "usd",
-        "Price-table cost of every priced provider call; calls of unpriced models are counted apart.",
-        False,
-        True,
-    ),
-    Metric("price_unknown_calls", "Unpriced calls", "count", "Calls that used tokens of a model with no price."),
-    Metric("cost_per_session", "Cost per session", "usd", "AI cost divided by sessions.", False, True),
-    Metric(
-        "cache_hit_rate",
-        "Cache hit rate",
-        "percent",
-        "Share of finished replies served from the response cache.",
-        True,
-    ),
-    Metric(
-        "provider_success_rate",
-        "Provider success rate",
-        "percent",
-        "Share of provider calls attempted (not skipped by the circuit breaker) that answered.",
-        True,
-        True,
-    ),
-    Metric(
-        "failover_rate",
-        "Failover rate",
-        "percent",
-        "Share of provider calls after which another provider had to take over.",
-        False,
-        True,
-    ),
-    Metric("failovers", "Failovers", "count", "Times a reply moved to the next provider."),
-]
-METRICS: dict[str, Metric] = {metric.key: metric for metric in _METRICS}
-HEADLINE = [metric.key for metric in _METRICS if metric.headline]
-
-BREAKDOWN_DEFINITIONS = {
-    "top_topics": "Topics of the period's sessions: knowledge sections the replies used and taxonomy keywords.",
-    "common_issues": "Topics of the period's unresolved sessions.",
-    "user_types": "Sessions by the kind of visitor the site identified (anonymous when not identified).",
-    "peak_hours": "Sessions started in each hour of the day (and weekday), in the server's time zone.",
-    "providers": "Provider calls, success and failover rates, tokens and cost per provider.",
-    "models": "Tokens and cost per provider model; unpriced models are flagged, never shown as $0.",
-}
 
 
 # --- Small formulas -------------------------------------------------------------------------
@@ -443,53 +264,287 @@ def provider_failover_rate(*, failed_over: int, attempted: int) -> float | None:
     return rate(failed_over, attempted)
 
 
+# --- The registry: every metric, its formula, and where each surface shows it -----------------
+Section = Literal["Sessions", "Messages", "Performance", "Satisfaction", "AI usage and cost"]
+#: The weekly report's metric sections, in order (`Metric.section` names one).
+SECTIONS: tuple[Section, ...] = ("Sessions", "Messages", "Performance", "Satisfaction", "AI usage and cost")
+
+#: A metric's formula over a period's totals.
+Formula = Callable[[Totals], float | int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    """A metric and everything a surface needs to show it, so that a new metric is added once.
+
+    `formula` computes it from a period's `Totals`, or names the `Totals` field it is; None
+    leaves it out of `summarize` (`live_sessions` is read live). `section` is the weekly report
+    section that lists it (None: not in the report), in registry order. `card` is the position
+    of its headline card on the dashboard (None: no card). Every surface shows `label` and
+    formats the value by `unit`; `higher_is_better` colours a change (None: neither).
+    """
+
+    key: str
+    label: str
+    unit: Unit
+    definition: str
+    higher_is_better: bool | None = None
+    headline: bool = False
+    formula: Formula | str | None = None
+    section: Section | None = None
+    card: int | None = None
+
+    def value(self, totals: Totals) -> float | int | None:
+        """The metric over `totals`; None without a formula, or for a rate over nothing."""
+        if self.formula is None:
+            return None
+        if isinstance(self.formula, str):
+            return getattr(totals, self.formula)  # type: ignore[no-any-return]
+        return self.formula(totals)
+
+
+def _finished(t: Totals) -> int:
+    """Sessions whose resolution is decided: pending ones are left out of the resolution rates."""
+    return t.resolved_confirmed + t.resolved_assumed + t.unresolved
+
+
+def _rated_replies(t: Totals) -> int:
+    return t.feedback_up + t.feedback_down
+
+
+def _satisfied_ratings(t: Totals) -> int:
+    return sum(count for score, count in t.rating_hist.items() if int(score) >= CSAT_MIN_SCORE)
+
+
+# In report order within each section; `card` numbers give the dashboard's order.
+_METRICS = [
+    Metric(
+        "sessions", "Sessions", "count", "Chat sessions started in the period.", True, True,
+        formula="sessions", section="Sessions", card=2,
+    ),
+    Metric(
+        "active_sessions", "Active sessions", "count",
+        "Sessions started in the period that are still going: not ended and not idle past the idle window.", None, True,
+        formula=lambda t: t.sessions - t.closed_sessions, section="Sessions",
+    ),
+    Metric(
+        "closed_sessions", "Closed sessions", "count",
+        "Sessions started in the period that the visitor ended or that went idle past the idle window.",
+        formula="closed_sessions", section="Sessions",
+    ),
+    Metric(
+        "live_sessions", "Live now", "count", "Open sessions with visitor activity in the last few minutes.", card=1
+    ),
+    Metric(
+        "messages", "Messages", "count", "All messages in sessions started in the period.", True, True,
+        formula="total_messages", section="Messages", card=3,
+    ),
+    Metric(
+        "user_messages", "Visitor messages", "count", "Messages sent by visitors.",
+        formula="user_messages", section="Messages",
+    ),
+    Metric(
+        "assistant_messages", "Assistant messages", "count", "Replies written by the assistant, any status.",
+        formula="assistant_messages", section="Messages",
+    ),
+    Metric(
+        "messages_per_session", "Messages per session", "ratio", "Messages divided by sessions.", True, True,
+        formula=lambda t: ratio(t.total_messages, t.sessions), section="Messages", card=4,
+    ),
+    Metric(
+        "avg_response_time_ms", "Response time (avg)", "ms",
+        "Mean time from a visitor message to the end of its reply, over finished replies.", False, True,
+        formula=lambda t: ratio(t.response_ms_sum, t.replies_timed), section="Performance", card=5,
+    ),
+    Metric(
+        "p50_response_time_ms", "Response time p50", "ms", "Median reply time (values rounded to 2 digits).", False,
+        formula=lambda t: percentile(t.response_hist, 50), section="Performance",
+    ),
+    Metric(
+        "p95_response_time_ms", "Response time p95", "ms",
+        "95th percentile reply time: 95 % of replies finished within it (values rounded to 2 digits).", False, True,
+        formula=lambda t: percentile(t.response_hist, 95), section="Performance", card=6,
+    ),
+    Metric(
+        "p99_response_time_ms", "Response time p99", "ms", "99th percentile reply time (rounded to 2 digits).", False,
+        formula=lambda t: percentile(t.response_hist, 99),
+    ),
+    Metric(
+        "avg_ttft_ms", "Time to first token (avg)", "ms",
+        "Mean time from a visitor message to the first text of its reply.", False, True,
+        formula=lambda t: ratio(t.ttft_ms_sum, t.ttft_count), section="Performance", card=7,
+    ),
+    Metric(
+        "p50_ttft_ms", "TTFT p50", "ms", "Median time to first token (rounded to 2 digits).", False,
+        formula=lambda t: percentile(t.ttft_hist, 50),
+    ),
+    Metric(
+        "p95_ttft_ms", "TTFT p95", "ms", "95th percentile time to first token (rounded to 2 digits).", False,
+        formula=lambda t: percentile(t.ttft_hist, 95), section="Performance",
+    ),
+    Metric(
+        "p99_ttft_ms", "TTFT p99", "ms", "99th percentile time to first token (rounded to 2 digits).", False,
+        formula=lambda t: percentile(t.ttft_hist, 99),
+    ),
+    Metric(
+        "resolution_rate", "Resolution rate", "percent",
+        "Share of finished sessions that were resolved, confirmed by the visitor or assumed.", True, True,
+        formula=lambda t: rate(t.resolved_confirmed + t.resolved_assumed, _finished(t)), section="Performance", card=12,
+    ),
+    Metric(
+        "confirmed_resolution_rate", "Confirmed resolution rate", "percent",
+        "Share of finished sessions the visitor said were resolved in the end-of-chat rating.", True,
+        formula=lambda t: rate(t.resolved_confirmed, _finished(t)), section="Performance",
+    ),
+    Metric(
+        "assumed_resolution_rate", "Assumed resolution rate", "percent",
+        "Share of finished sessions that ended or went idle after an answer, with no escalation, "
+        "no thumbs down and no unanswered question.", True,
+        formula=lambda t: rate(t.resolved_assumed, _finished(t)), section="Performance",
+    ),
+    Metric(
+        "escalation_rate", "Escalation rate", "percent", "Share of sessions handed to a human.", False, True,
+        formula=lambda t: rate(t.escalated, t.sessions), section="Performance", card=13,
+    ),
+    Metric(
+        "engagement_rate", "Engagement rate", "percent",
+        f"Share of sessions in which the visitor sent at least {ENGAGED_MIN_USER_MESSAGES} messages.", True, True,
+        formula=lambda t: rate(t.engaged_sessions, t.sessions), section="Performance", card=14,
+    ),
+    Metric(
+        "avg_engagement_score", "Engagement score", "score",
+        "Mean per-session engagement score, 0 to 100 (messages, actions, feedback, rating).", True,
+        formula=lambda t: ratio(t.engagement_sum, t.sessions), section="Performance",
+    ),
+    Metric(
+        "cache_hit_rate", "Cache hit rate", "percent", "Share of finished replies served from the response cache.",
+        True, formula=lambda t: rate(t.cached_replies, t.replies_timed), section="Performance",
+    ),
+    Metric(
+        "avg_rating", "Average rating", "rating", "Mean end-of-chat rating, 1 to 5.", True, True,
+        formula=lambda t: ratio(t.rating_sum, t.ratings), section="Satisfaction", card=10,
+    ),
+    Metric("ratings", "Ratings", "count", "End-of-chat ratings given.", formula="ratings", section="Satisfaction"),
+    Metric(
+        "csat", "CSAT", "percent", "Share of end-of-chat ratings that are 4 or 5.", True, True,
+        formula=lambda t: rate(_satisfied_ratings(t), t.ratings), section="Satisfaction", card=11,
+    ),
+    Metric(
+        "thumbs_up", "Thumbs up", "count", "Replies rated thumbs up.", formula="feedback_up", section="Satisfaction"
+    ),
+    Metric(
+        "thumbs_down", "Thumbs down", "count", "Replies rated thumbs down.",
+        formula="feedback_down", section="Satisfaction",
+    ),
+    Metric(
+        "satisfaction_rate", "Satisfaction rate", "percent", "Share of rated replies that got a thumbs up.", True, True,
+        formula=lambda t: rate(t.feedback_up, _rated_replies(t)), section="Satisfaction", card=8,
+    ),
+    Metric(
+        "feedback_rate", "Feedback rate", "percent", "Share of assistant replies that got a thumbs up or down.",
+        True, True,
+        formula=lambda t: rate(_rated_replies(t), t.assistant_messages), section="Satisfaction", card=9,
+    ),
+    Metric(
+        "avg_sentiment", "Visitor sentiment", "ratio",
+        "Mean VADER compound score of visitor messages, -1 (negative) to 1 (positive).", True,
+        formula=lambda t: ratio(t.sentiment_sum, t.sentiment_count), section="Satisfaction",
+    ),
+    Metric(
+        "tokens", "Tokens", "tokens", "Input plus output tokens of every provider call.", None, True,
+        formula=lambda t: t.input_tokens + t.output_tokens, section="AI usage and cost", card=17,
+    ),
+    Metric(
+        "input_tokens", "Input tokens", "tokens", "Prompt tokens of every provider call, cached included.",
+        formula="input_tokens", section="AI usage and cost",
+    ),
+    Metric(
+        "output_tokens", "Output tokens", "tokens", "Generated tokens of every provider call.",
+        formula="output_tokens", section="AI usage and cost",
+    ),
+    Metric(
+        "cost_usd", "AI cost", "usd",
+        "Price-table cost of every priced provider call; calls of unpriced models are counted apart.", False, True,
+        formula=lambda t: float(t.cost_usd), section="AI usage and cost", card=15,
+    ),
+    Metric(
+        "cost_per_session", "Cost per session", "usd", "AI cost divided by sessions.", False, True,
+        formula=lambda t: ratio(float(t.cost_usd), t.sessions), section="AI usage and cost", card=16,
+    ),
+    Metric(
+        "price_unknown_calls", "Unpriced calls", "count", "Calls that used tokens of a model with no price.",
+        formula="price_unknown_calls", section="AI usage and cost",
+    ),
+    Metric(
+        "provider_success_rate", "Provider success rate", "percent",
+        "Share of provider calls attempted (not skipped by the circuit breaker) that answered.", True, True,
+        formula=lambda t: provider_success_rate(ok=t.calls_ok, attempted=t.calls_attempted),
+        section="AI usage and cost", card=18,
+    ),
+    Metric(
+        "failover_rate", "Failover rate", "percent",
+        "Share of provider calls after which another provider had to take over.", False, True,
+        formula=lambda t: provider_failover_rate(failed_over=t.calls_failed_over, attempted=t.calls_attempted),
+        section="AI usage and cost", card=19,
+    ),
+    Metric(
+        "failovers", "Failovers", "count", "Times a reply moved to the next provider.",
+        formula="failovers", section="AI usage and cost",
+    ),
+]  # fmt: skip
+#: The registry, by key. Every surface below reads it when it runs, never a copy of its own.
+METRICS: dict[str, Metric] = {metric.key: metric for metric in _METRICS}
+
+
+def headline() -> list[str]:
+    """The keys of the headline metrics: their change versus the previous period is shown."""
+    return [metric.key for metric in METRICS.values() if metric.headline]
+
+
+#: `headline()` at import, for callers that want a constant.
+HEADLINE = headline()
+
+
 def summarize(totals: Totals) -> dict[str, float | int | None]:
-    """Every metric of `METRICS` (but `live_sessions`) for one period's totals."""
-    t = totals
-    finished = t.resolved_confirmed + t.resolved_assumed + t.unresolved
-    rated_replies = t.feedback_up + t.feedback_down
-    cost = float(t.cost_usd)
+    """Every metric of `METRICS` that has a formula, for one period's totals."""
+    return {key: metric.value(totals) for key, metric in METRICS.items() if metric.formula is not None}
+
+
+def report_sections() -> list[tuple[Section, list[str]]]:
+    """The weekly report's sections and the keys of their metrics, in order."""
+    return [(title, [key for key, metric in METRICS.items() if metric.section == title]) for title in SECTIONS]
+
+
+def cards() -> list[str]:
+    """The keys of the dashboard's headline cards, in the order they are shown."""
+    numbered = [(metric.card, key) for key, metric in METRICS.items() if metric.card is not None]
+    return [key for _, key in sorted(numbered)]
+
+
+def definitions() -> dict[str, dict[str, object]]:
+    """The registry as JSON for the dashboard and `api/definitions/`: cards come from it, in order."""
     return {
-        "sessions": t.sessions,
-        "active_sessions": t.sessions - t.closed_sessions,
-        "closed_sessions": t.closed_sessions,
-        "messages": t.total_messages,
-        "user_messages": t.user_messages,
-        "assistant_messages": t.assistant_messages,
-        "messages_per_session": ratio(t.total_messages, t.sessions),
-        "avg_response_time_ms": ratio(t.response_ms_sum, t.replies_timed),
-        "p50_response_time_ms": percentile(t.response_hist, 50),
-        "p95_response_time_ms": percentile(t.response_hist, 95),
-        "p99_response_time_ms": percentile(t.response_hist, 99),
-        "avg_ttft_ms": ratio(t.ttft_ms_sum, t.ttft_count),
-        "p50_ttft_ms": percentile(t.ttft_hist, 50),
-        "p95_ttft_ms": percentile(t.ttft_hist, 95),
-        "p99_ttft_ms": percentile(t.ttft_hist, 99),
-        "feedback_rate": rate(rated_replies, t.assistant_messages),
-        "thumbs_up": t.feedback_up,
-        "thumbs_down": t.feedback_down,
-        "satisfaction_rate": rate(t.feedback_up, rated_replies),
-        "ratings": t.ratings,
-        "avg_rating": ratio(t.rating_sum, t.ratings),
-        "csat": rate(sum(count for score, count in t.rating_hist.items() if int(score) >= CSAT_MIN_SCORE), t.ratings),
-        "resolution_rate": rate(t.resolved_confirmed + t.resolved_assumed, finished),
-        "confirmed_resolution_rate": rate(t.resolved_confirmed, finished),
-        "assumed_resolution_rate": rate(t.resolved_assumed, finished),
-        "escalation_rate": rate(t.escalated, t.sessions),
-        "engagement_rate": rate(t.engaged_sessions, t.sessions),
-        "avg_engagement_score": ratio(t.engagement_sum, t.sessions),
-        "avg_sentiment": ratio(t.sentiment_sum, t.sentiment_count),
-        "tokens": t.input_tokens + t.output_tokens,
-        "input_tokens": t.input_tokens,
-        "output_tokens": t.output_tokens,
-        "cost_usd": cost,
-        "price_unknown_calls": t.price_unknown_calls,
-        "cost_per_session": ratio(cost, t.sessions),
-        "cache_hit_rate": rate(t.cached_replies, t.replies_timed),
-        "provider_success_rate": provider_success_rate(ok=t.calls_ok, attempted=t.calls_attempted),
-        "failover_rate": provider_failover_rate(failed_over=t.calls_failed_over, attempted=t.calls_attempted),
-        "failovers": t.failovers,
+        key: {
+            "label": metric.label,
+            "unit": metric.unit,
+            "definition": metric.definition,
+            "higher_is_better": metric.higher_is_better,
+            "headline": metric.headline,
+            "section": metric.section,
+            "card": metric.card,
+        }
+        for key, metric in METRICS.items()
     }
+
+
+BREAKDOWN_DEFINITIONS = {
+    "top_topics": "Topics of the period's sessions: knowledge sections the replies used and taxonomy keywords.",
+    "common_issues": "Topics of the period's unresolved sessions.",
+    "user_types": "Sessions by the kind of visitor the site identified (anonymous when not identified).",
+    "peak_hours": "Sessions started in each hour of the day (and weekday), in the server's time zone.",
+    "providers": "Provider calls, success and failover rates, tokens and cost per provider.",
+    "models": "Tokens and cost per provider model; unpriced models are flagged, never shown as $0.",
+}
 
 
 def top(counts: Mapping[str, int], limit: int = 10) -> list[tuple[str, int]]:

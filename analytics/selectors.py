@@ -23,7 +23,7 @@ from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
 from analytics import metrics, rollup
-from analytics.metrics import METRICS, Totals
+from analytics.metrics import Totals
 from analytics.models import ChatAnalytics, DailyProviderRollup, DailySessionRollup
 from assistant.models import ChatEvent, ChatSession, Feedback, ProviderCall, SessionRating
 
@@ -161,7 +161,7 @@ def summary(period: Period, filters: Filters = Filters()) -> dict[str, Any]:
         "filters": filters.as_dict(),
         "metrics": {key: metrics.round_value(key, value) for key, value in current.items()},
         "changes": {
-            key: _rounded_change(key, current[key], previous[key]) for key in metrics.HEADLINE if key in current
+            key: _rounded_change(key, current[key], previous[key]) for key in metrics.headline() if key in current
         },
     }
 
@@ -219,9 +219,12 @@ def providers(period: Period, filters: Filters = Filters()) -> list[dict[str, An
                 "provider": name,
                 "calls": t.calls,
                 "attempted": t.calls_attempted,
-                "success_rate": _r(metrics.provider_success_rate(ok=t.calls_ok, attempted=t.calls_attempted)),
-                "failover_rate": _r(
-                    metrics.provider_failover_rate(failed_over=t.calls_failed_over, attempted=t.calls_attempted)
+                "success_rate": metrics.round_value(
+                    "provider_success_rate", metrics.provider_success_rate(ok=t.calls_ok, attempted=t.calls_attempted)
+                ),
+                "failover_rate": metrics.round_value(
+                    "failover_rate",
+                    metrics.provider_failover_rate(failed_over=t.calls_failed_over, attempted=t.calls_attempted),
                 ),
                 "failovers": t.calls_failed_over,
                 "avg_latency_ms": metrics.round_value("avg_response_time_ms", metrics.ratio(*latency[name])),
@@ -302,7 +305,7 @@ def report(period: Period, filters: Filters = Filters(), *, now: datetime | None
     data["daily"] = daily_series(period, filters)
     data["generated_at"] = now.isoformat()
     data["timezone"] = settings.TIME_ZONE
-    data["definitions"] = {key: metric.definition for key, metric in METRICS.items()}
+    data["definitions"] = {key: metric.definition for key, metric in metrics.METRICS.items()}
     data["breakdown_definitions"] = dict(metrics.BREAKDOWN_DEFINITIONS)
     return data
 
@@ -319,10 +322,6 @@ def table_sizes() -> dict[str, int]:
 def session_analytics(session_pk: int) -> ChatAnalytics | None:
     """One session's analytics row."""
     return ChatAnalytics.objects.filter(session_id=session_pk).first()
-
-
-def _r(value: float | None) -> float | None:
-    return None if value is None else round(value, 2)
 
 
 # --- Dashboard reads ------------------------------------------------------------------------

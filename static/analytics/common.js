@@ -1,6 +1,7 @@
 /*
  * Helpers shared by the analytics dashboard and transcript pages (window.ParleyAnalytics):
- * building DOM nodes (text only, never HTML), formatting numbers by metric unit, and the
+ * building DOM nodes (text only, never HTML), formatting numbers by metric unit (`formatUnit`,
+ * the pages' one number formatter; the report's is analytics/reports/format.py), and the
  * /ws/analytics/ socket with reconnection backoff.
  */
 (function () {
@@ -124,10 +125,7 @@
     NO_DATA: NO_DATA,
     el: el,
     isNumber: isNumber,
-    money: money,
     formatUnit: formatUnit,
-    integer: integer,
-    oneDecimal: oneDecimal,
     compact: compact,
     when: when,
     clock: clock,

@@ -21,13 +21,6 @@
   var FEED_MAX = 15;
   var CHART_MISSING = "The charts need Chart.js (static/vendor/chart.umd.js), which is missing: run `make vendor`.";
 
-  // Cards, in order. `live_sessions` is read live (snapshot.active_sessions and the socket).
-  var KPIS = [
-    "live_sessions", "sessions", "messages", "messages_per_session", "avg_response_time_ms",
-    "p95_response_time_ms", "avg_ttft_ms", "satisfaction_rate", "feedback_rate", "avg_rating", "csat",
-    "resolution_rate", "escalation_rate", "engagement_rate", "cost_usd", "cost_per_session", "tokens",
-    "provider_success_rate", "failover_rate",
-  ];
   var PALETTE = ["#417690", "#e0883a", "#4caf7d", "#c0504d", "#8064a2", "#2fa4b5", "#b8a230", "#d16ba5", "#7f8c8d"];
   var USER_TYPES = { anonymous: "Anonymous", client: "Client", provider: "Provider" };
 
@@ -45,9 +38,6 @@
   var PA = window.ParleyAnalytics;
   var el = PA.el;
   var isNumber = PA.isNumber;
-  var money = PA.money;
-  var integer = PA.integer;
-  var oneDecimal = PA.oneDecimal;
   var compact = PA.compact;
   var when = PA.when;
   var NO_DATA = PA.NO_DATA;
@@ -57,9 +47,23 @@
     return metric ? metric.label + ": " + metric.definition : "";
   }
 
+  // Every number on the page goes through PA.formatUnit, by the unit of the metric it is (or a
+  // unit named outright for the numbers of a table row): one formatter, as in the report.
   function format(key, value) {
     return PA.formatUnit(DEFINITIONS[key] ? DEFINITIONS[key].unit : "ratio", value);
   }
+
+  function count(value) {
+    return PA.formatUnit("count", value);
+  }
+
+  // The headline cards: the metrics the server's registry (analytics.metrics) gives a card
+  // number, in that order. `live_sessions` is read live (snapshot.active_sessions and the socket).
+  var CARDS = Object.keys(DEFINITIONS).filter(function (key) {
+    return isNumber(DEFINITIONS[key].card);
+  }).sort(function (a, b) {
+    return DEFINITIONS[a].card - DEFINITIONS[b].card;
+  });
 
   var dayLabel = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric", timeZone: "UTC" });
 
@@ -264,8 +268,8 @@
 
   function buildCards() {
     var holder = document.getElementById("ca-kpis");
-    KPIS.forEach(function (key) {
-      var metric = DEFINITIONS[key] || { label: key, definition: "" };
+    CARDS.forEach(function (key) {
+      var metric = DEFINITIONS[key];
       var defId = "ca-def-" + key;
       var value = el("p", { className: "ca-kpi-value", "data-testid": "kpi-" + key, text: "…" });
       var change = el("p", { className: "ca-kpi-change" });
@@ -273,7 +277,7 @@
         className: "ca-kpi", "data-kpi": key, title: metric.definition, role: "group",
         "aria-labelledby": "ca-label-" + key, "aria-describedby": defId,
       }, [
-        el("h3", { className: "ca-kpi-label", id: "ca-label-" + key, text: key === "live_sessions" ? "Live now" : metric.label }),
+        el("h3", { className: "ca-kpi-label", id: "ca-label-" + key, text: metric.label }),
         value,
         change,
         el("p", { className: "visually-hidden", id: defId, text: metric.definition }),
@@ -328,7 +332,7 @@
     node.classList.add(tone);
     var amount;
     if (change.direction === "flat") amount = "no change";
-    else if (isNumber(change.pct)) amount = (change.pct > 0 ? "+" : "") + oneDecimal.format(change.pct) + " %";
+    else if (isNumber(change.pct)) amount = (change.pct > 0 ? "+" : "") + PA.formatUnit("percent", change.pct);
     else amount = "up from 0";
     var words = { up: "up", down: "down", flat: "flat" }[change.direction];
     node.appendChild(el("span", { "aria-hidden": "true", text: arrow + " " }));
@@ -357,7 +361,7 @@
   function renderSnapshot(data) {
     lastPeriod = data.period;
     var metrics = data.metrics || {};
-    KPIS.forEach(function (key) {
+    CARDS.forEach(function (key) {
       if (key === "live_sessions" || key === "sessions" || key === "messages") return;
       setValue(key, metrics[key]);
       setChange(key, (data.changes || {})[key], data.previous_period);
@@ -507,7 +511,7 @@
     var rates = rateKeys.map(function (key, index) { return series(key, rows, PALETTE[index]); });
     draw("chart-rates", "line", { labels: labels, datasets: rates }, {
       interaction: { mode: "index", intersect: false },
-      scales: { y: { min: 0, max: 100, ticks: { callback: function (value) { return value + " %"; } } } },
+      scales: { y: { min: 0, max: 100, ticks: { callback: function (value) { return PA.formatUnit("percent", value); } } } },
     }, rates.every(function (d) { return d.data.every(function (v) { return !isNumber(v); }); }));
 
     var latencyKeys = ["p50_response_time_ms", "p95_response_time_ms", "p50_ttft_ms", "p95_ttft_ms"];
@@ -529,11 +533,11 @@
     draw("chart-cost", "bar", { labels: rows.map(function (row) { return shortDay(row.date); }), datasets: cost }, {
       interaction: { mode: "index", intersect: false },
       scales: {
-        y: { beginAtZero: true, ticks: { callback: function (value) { return money(value); } } },
-        y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false }, ticks: { callback: function (value) { return money(value); } } },
+        y: { beginAtZero: true, ticks: { callback: function (value) { return format("cost_usd", value); } } },
+        y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false }, ticks: { callback: function (value) { return format("cost_usd", value); } } },
       },
       plugins: { tooltip: { callbacks: { footer: definitionFooter, label: function (item) {
-        return item.dataset.label + ": " + (isNumber(item.raw) ? money(item.raw) : NO_DATA);
+        return item.dataset.label + ": " + format("cost_usd", item.raw);
       } } } },
     }, allEmpty(cost));
 
@@ -553,10 +557,10 @@
       indexAxis: "y",
       plugins: { legend: { display: false }, tooltip: { callbacks: { footer: definitionFooter, label: function (item) {
         var row = models[item.dataIndex];
-        var cost = row.cost_usd === null ? "price unknown" : money(row.cost_usd);
-        return row.provider + ": " + cost + " · " + integer.format(row.calls) + " calls · " + compact.format(row.input_tokens + row.output_tokens) + " tokens";
+        var cost = row.cost_usd === null ? "price unknown" : format("cost_usd", row.cost_usd);
+        return row.provider + ": " + cost + " · " + count(row.calls) + " calls · " + compact.format(row.input_tokens + row.output_tokens) + " tokens";
       } } } },
-      scales: { x: { beginAtZero: true, ticks: { callback: function (value) { return money(value); } } } },
+      scales: { x: { beginAtZero: true, ticks: { callback: function (value) { return format("cost_usd", value); } } } },
     }, models.length === 0);
   }
 
@@ -673,7 +677,7 @@
   }
 
   function rating(value) {
-    return isNumber(value) ? value + " / 5" : "—";
+    return isNumber(value) ? format("avg_rating", value) : "—";
   }
 
   function fillTable(id, rows, columns, emptyText) {
@@ -695,8 +699,8 @@
   function renderTables(data) {
     var started = { value: function (row) { return stamp(row.started_at); }, className: "ca-when" };
     var session = { value: sessionLink };
-    var messages = { value: function (row) { return integer.format(row.messages); }, className: "num" };
-    var engagement = { value: function (row) { return String(row.engagement_score); }, className: "num" };
+    var messages = { value: function (row) { return count(row.messages); }, className: "num" };
+    var engagement = { value: function (row) { return format("avg_engagement_score", row.engagement_score); }, className: "num" };
     var topics = { value: function (row) {
       var names = row.topics || [];
       return el("span", { title: names.join("\n"), text: names.slice(0, 3).map(shortTopic).join(", ") + (names.length > 3 ? ", …" : "") });
@@ -731,18 +735,18 @@
   function renderFeatures(data) {
     fillTable("ca-features", (data.ai_features || []).map(function (row) { return Object.assign({ session_id: "" }, row); }), [
       { value: function (row) { return row.feature.replace(/_/g, " "); } },
-      { value: function (row) { return integer.format(row.calls); }, className: "num" },
-      { value: function (row) { return integer.format(row.input_tokens); }, className: "num" },
-      { value: function (row) { return integer.format(row.output_tokens); }, className: "num" },
+      { value: function (row) { return count(row.calls); }, className: "num" },
+      { value: function (row) { return count(row.input_tokens); }, className: "num" },
+      { value: function (row) { return count(row.output_tokens); }, className: "num" },
       { value: function (row) {
-        var unpriced = row.price_unknown_calls ? integer.format(row.price_unknown_calls) + " unpriced calls" : "";
+        var unpriced = row.price_unknown_calls ? count(row.price_unknown_calls) + " unpriced calls" : "";
         if (unpriced && !row.cost_usd) return "price unknown (" + unpriced + ")";
-        return money(row.cost_usd) + (unpriced ? " + " + unpriced : "");
+        return format("cost_usd", row.cost_usd) + (unpriced ? " + " + unpriced : "");
       }, className: "num" },
     ], "No AI calls in this period.");
     fillTable("ca-actions", (data.actions || []).map(function (row) { return Object.assign({ session_id: "" }, row); }), [
       { value: function (row) { return row.name.replace(/_/g, " "); } },
-      { value: function (row) { return integer.format(row.count); }, className: "num" },
+      { value: function (row) { return count(row.count); }, className: "num" },
     ], "No widget actions in this period.");
   }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
 from decimal import Decimal
 from pathlib import Path
 
@@ -139,7 +140,78 @@ def test_every_metric_summarize_returns_is_defined_with_a_one_line_definition() 
 
 def test_docs_list_every_metric_with_the_same_definition_as_the_code() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "analytics.md").read_text(encoding="utf-8")
+    positions = []
     for metric in metrics.METRICS.values():
         star = " ★" if metric.headline else ""
         row = f"| {metric.label}{star} | `{metric.key}` | {metric.unit} | {metric.definition} |"
         assert row in docs, f"docs/analytics.md lacks or differs for {metric.key}: regenerate the table"
+        positions.append(docs.index(row))
+    assert positions == sorted(positions), "docs/analytics.md lists the metrics in another order than the registry"
+
+
+# --- The registry ---------------------------------------------------------------------------
+def test_summarize_reads_each_metric_formula_or_totals_field() -> None:
+    totals = Totals(sessions=4, closed_sessions=1, total_messages=10, feedback_up=3, feedback_down=1,
+                    assistant_messages=5, cost_usd=Decimal("0.02"))  # fmt: skip
+    values = metrics.summarize(totals)
+    assert values["sessions"] == 4  # the `sessions` field
+    assert values["messages"] == 10  # `total_messages`
+    assert values["thumbs_up"] == 3 and values["thumbs_down"] == 1  # `feedback_up`, `feedback_down`
+    assert values["active_sessions"] == 3  # 4 - 1
+    assert values["messages_per_session"] == 2.5  # 10 / 4
+    assert values["satisfaction_rate"] == 75.0  # 3 up of 4 rated
+    assert values["feedback_rate"] == 80.0  # 4 rated of 5 replies
+    assert values["cost_per_session"] == 0.005  # 0.02 / 4
+    assert "live_sessions" not in values  # no formula: the dashboard reads it live
+
+
+def test_a_formula_named_by_field_names_a_field_of_totals() -> None:
+    names = {item.name for item in fields(Totals)}
+    for metric in metrics.METRICS.values():
+        if isinstance(metric.formula, str):
+            assert metric.formula in names, metric.key
+
+
+def test_report_sections_follow_the_registry_in_order() -> None:
+    sections = metrics.report_sections()
+    assert [title for title, _ in sections] == list(metrics.SECTIONS)
+    assert sections[0] == ("Sessions", ["sessions", "active_sessions", "closed_sessions"])
+    assert sections[1] == ("Messages", ["messages", "user_messages", "assistant_messages", "messages_per_session"])
+    listed = [key for _, keys in sections for key in keys]
+    assert len(listed) == len(set(listed))
+    for title, keys in sections:
+        assert keys, f"section {title} lists no metric"
+        assert all(metrics.METRICS[key].formula is not None for key in keys), title  # a report shows computed values
+    # A headline metric shows its change in the report, so it needs a section.
+    assert set(metrics.headline()) <= set(listed)
+    # Left out of the report: the live count and the tail percentiles (they are on the API).
+    assert set(metrics.METRICS) - set(listed) == {
+        "live_sessions", "p99_response_time_ms", "p50_ttft_ms", "p99_ttft_ms"
+    }  # fmt: skip
+
+
+def test_dashboard_cards_are_numbered_without_gaps_each_with_a_number_to_show() -> None:
+    cards = metrics.cards()
+    assert cards[:4] == ["live_sessions", "sessions", "messages", "messages_per_session"]
+    assert len(cards) == 19
+    positions = [metrics.METRICS[key].card for key in cards]
+    assert positions == list(range(1, len(cards) + 1))  # no two cards in one place, no gap
+    for key in cards:
+        # The dashboard reads live_sessions live; every other card needs a computed value.
+        assert metrics.METRICS[key].formula is not None or key == "live_sessions", key
+
+
+def test_definitions_hand_the_dashboard_every_metric_with_its_card_and_section() -> None:
+    definitions = metrics.definitions()
+    assert list(definitions) == list(metrics.METRICS)
+    assert definitions["sessions"] == {
+        "label": "Sessions",
+        "unit": "count",
+        "definition": "Chat sessions started in the period.",
+        "higher_is_better": True,
+        "headline": True,
+        "section": "Sessions",
+        "card": 2,
+    }
+    assert definitions["live_sessions"]["card"] == 1 and definitions["live_sessions"]["section"] is None
+    assert definitions["p99_ttft_ms"]["card"] is None

@@ -742,6 +742,22 @@ def test_format_value(key: str, value: float | None, expected: str) -> None:
     assert reports.format_value(key, value) == expected
 
 
+@pytest.mark.parametrize(
+    ("unit", "value", "expected"),
+    [
+        ("count", 10**17 + 1, "100,000,000,000,000,001"),  # an int is printed exactly
+        ("count", 2.5, "2.5"),
+        ("ms", 3000, "3,000 ms"),
+        ("percent", 0.0, "0%"),
+        ("score", 28.33, "28.33 / 100"),
+        ("ratio", -0.001, "0"),  # never "-0"
+        ("usd", None, "no data"),
+    ],
+)
+def test_format_unit_is_the_one_formatter_of_every_unit(unit: str, value: float | None, expected: str) -> None:
+    assert reports.format_unit(unit, value) == expected
+
+
 def test_render_refuses_an_unknown_format() -> None:
     with pytest.raises(ValueError, match="unknown report format 'pdf'"):
         reports.render({}, "pdf")

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -22,6 +24,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
+from analytics import metrics
 from analytics.metrics import METRICS
 from assistant.models import ChatMessage, ChatSession
 from tests.static import test_widget_browser as widget
@@ -135,6 +138,15 @@ def wait_loaded(page: Any) -> None:
     page.locator("#chat-analytics[data-loaded]").wait_for(state="attached", timeout=15_000)
 
 
+def shown_cards(page: Any) -> list[tuple[str, str]]:
+    """The headline cards on the page, in order: (metric key, label)."""
+    cards = page.evaluate(
+        """() => [...document.querySelectorAll("#ca-kpis .ca-kpi")].map(
+            card => [card.dataset.kpi, card.querySelector(".ca-kpi-label").textContent])"""
+    )
+    return [(key, label) for key, label in cards]
+
+
 def test_staff_signs_in_from_the_admin_index_and_every_chart_renders(page: Any, server: str, users: None) -> None:
     seed()
     sign_in(page, server, STAFF, next_path="/admin/")
@@ -153,6 +165,8 @@ def test_staff_signs_in_from_the_admin_index_and_every_chart_renders(page: Any, 
     assert page.locator("#ca-heatmap tbody tr").count() == 7
     # The headline numbers are the period's: sessions started in the last 7 days.
     assert wait_kpi(page, "sessions", f"v === {sessions_started_in_last(7)}")
+    # The cards are the registry's, in its order, with its labels (analytics/metrics.py).
+    assert shown_cards(page) == [(key, METRICS[key].label) for key in metrics.cards()]
     # Definitions on hover, change arrows coloured by whether a rise is good news.
     sessions_card = page.locator("[data-kpi=sessions]")
     assert sessions_card.get_attribute("title") == METRICS["sessions"].definition
@@ -181,6 +195,40 @@ def test_staff_signs_in_from_the_admin_index_and_every_chart_renders(page: Any, 
     assert page.errors == []  # type: ignore[attr-defined]
     widget.shot(page, "dashboard-overview")
     page.screenshot(path=str(widget.SHOTS / "dashboard-full.png"), full_page=True)
+
+
+def test_the_cards_are_the_ones_the_page_definitions_give_in_their_order(page: Any, server: str, users: None) -> None:
+    """dashboard.js keeps no list of cards: change the definitions the page carries (json_script)
+    on their way to the browser, and the cards follow: order, labels, which metrics have one."""
+    seed(days=10, sessions=30)
+    pattern = re.compile(r'(<script id="ca-definitions" type="application/json">)(.*?)(</script>)', re.S)
+
+    def edit(definitions: dict[str, Any]) -> dict[str, Any]:
+        definitions["escalation_rate"].update(card=0, label="Handed to a human")  # first, renamed
+        definitions["tokens"]["card"] = None  # no card
+        definitions["cache_hit_rate"]["card"] = 99  # a card of its own, last
+        return definitions
+
+    def rewrite(route: Any) -> None:
+        response = route.fetch()
+        html = pattern.sub(
+            lambda m: m.group(1) + json.dumps(edit(json.loads(m.group(2)))) + m.group(3), response.text(), count=1
+        )
+        route.fulfill(response=response, body=html)
+
+    page.route(f"**{DASHBOARD}", rewrite)
+    sign_in(page, server, STAFF)
+    wait_loaded(page)
+    expected = ["escalation_rate"] + [key for key in metrics.cards() if key not in {"escalation_rate", "tokens"}]
+    expected.append("cache_hit_rate")
+    cards = shown_cards(page)
+    assert [key for key, _ in cards] == expected
+    assert cards[0] == ("escalation_rate", "Handed to a human")
+    assert cards[-1] == ("cache_hit_rate", METRICS["cache_hit_rate"].label)
+    # The new card shows the snapshot's number, formatted by its unit (percent) like the others.
+    wait_kpi(page, "cache_hit_rate", "v >= 0")
+    assert kpi(page, "cache_hit_rate").inner_text().endswith(" %")
+    assert page.errors == []  # type: ignore[attr-defined]
 
 
 def test_a_chat_in_another_browser_moves_the_live_counts_without_a_reload(
