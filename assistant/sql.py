@@ -3,8 +3,9 @@
 Django's ORM spends 0.3–0.5 ms of CPU compiling each statement, and a turn runs six of them:
 that was most of a turn's server CPU (docs/benchmarks.md). These helpers issue the same
 statements as plain SQL through Django's own connection, so they share its transaction, its
-connection pool and its value adapters (`Field.get_db_prep_save`). The SQL is portable between
-SQLite (3.35+, for RETURNING) and Postgres. Everything off the hot path stays on the ORM.
+connection pool and its value adapters (`Field.get_db_prep_save`); the multi-row INSERT is the
+one `project.sql` builds for every hot write path. The SQL is portable between SQLite (3.35+,
+for RETURNING) and Postgres. Everything off the hot path stays on the ORM.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from django.db import connection
 from django.db.models import Field, Model
@@ -20,8 +21,7 @@ from django.db.models import Field, Model
 from assistant.liveness import PROCESS_ID, OwnerState
 from assistant.models import ChatMessage, ChatSession, ServerProcess
 from assistant.protocol import PROVIDER_INTERRUPTED
-
-Row = tuple[Any, ...]
+from project import sql as shared
 
 
 class Streaming(NamedTuple):
@@ -35,42 +35,16 @@ class Streaming(NamedTuple):
     owner: OwnerState
 
 
-def _quote(name: str) -> str:
-    return connection.ops.quote_name(name)
-
-
 def _field(name: str) -> Field:
     return ChatMessage._meta.get_field(name)  # type: ignore[return-value]
 
 
 def _prep(name: str, value: object) -> object:
     """`value` as the database driver wants it for ChatMessage field `name` (JSON, datetimes)."""
-    return _field(name).get_db_prep_save(value, connection)
-
-
-def _execute(sql: str, params: Sequence[object]) -> list[Row]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall() if cursor.description else []
+    return shared.prepare(_field(name), value)
 
 
 # --- writes ---------------------------------------------------------------------------------
-@functools.cache
-def _insert_fields(model: type[Model]) -> tuple[Field, ...]:
-    return tuple(field for field in model._meta.concrete_fields if not field.primary_key)
-
-
-@functools.cache
-def _insert_sql(vendor: str, model: type[Model], rows: int) -> str:
-    fields = _insert_fields(model)
-    columns = ", ".join(_quote(field.column) for field in fields)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    return (
-        f"INSERT INTO {_quote(model._meta.db_table)} ({columns}) VALUES {', '.join([row] * rows)} "
-        f"RETURNING {_quote(model._meta.pk.column)}"
-    )
-
-
 def insert_message(message: ChatMessage) -> ChatMessage:
     """INSERT a message built in Python (defaults and `auto_now` applied here); sets its pk."""
     insert_rows([message])
@@ -78,13 +52,13 @@ def insert_message(message: ChatMessage) -> ChatMessage:
 
 
 def insert_rows(objects: Sequence[Model]) -> None:
-    """INSERT new model instances of one model in one statement; sets their pks."""
+    """INSERT new model instances of one model (one statement for the few a turn writes); sets their pks."""
     if not objects:
         return
     model = type(objects[0])
-    fields = _insert_fields(model)
-    values = [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in objects for field in fields]
-    rows = _execute(_insert_sql(connection.vendor, model, len(objects)), values)
+    fields = shared.columns(model, pk=False)
+    values = [shared.values(obj, fields, stamp=True) for obj in objects]
+    rows = shared.insert(model, values, pk=False, returning=True)
     for obj, (pk,) in zip(objects, rows, strict=True):
         obj.pk = pk
         obj._state.adding = False
@@ -93,8 +67,9 @@ def insert_rows(objects: Sequence[Model]) -> None:
 
 def allocate_seq(*, session_pk: int) -> int:
     """Reserve one seq in a session (a replacement reply); takes the session row lock."""
-    table, quote = _quote(ChatSession._meta.db_table), _quote
-    rows = _execute(
+    quote = shared.quote
+    table = quote(ChatSession._meta.db_table)
+    rows = shared.execute(
         f"UPDATE {table} SET {quote('last_seq')} = {quote('last_seq')} + 1 WHERE {quote('id')} = %s "
         f"RETURNING {quote('last_seq')}",
         [session_pk],
@@ -108,9 +83,10 @@ def allocate_turn(*, session_pk: int, title: str, now: datetime) -> tuple[int, s
     One `UPDATE … RETURNING`, which takes the session row's write lock until commit.
     Returns the new `last_seq` and the session's title.
     """
-    table, quote = _quote(ChatSession._meta.db_table), _quote
+    quote = shared.quote
+    table = quote(ChatSession._meta.db_table)
     stamp = connection.ops.adapt_datetimefield_value(now)
-    rows = _execute(
+    rows = shared.execute(
         f"UPDATE {table} SET {quote('last_seq')} = {quote('last_seq')} + 2, {quote('last_seen_at')} = %s, "
         f"{quote('updated_at')} = %s, {quote('status')} = %s, {quote('closed_at')} = NULL, "
         f"{quote('title')} = CASE WHEN {quote('title')} = '' THEN %s ELSE {quote('title')} END, "
@@ -122,10 +98,10 @@ def allocate_turn(*, session_pk: int, title: str, now: datetime) -> tuple[int, s
 
 @functools.cache
 def _finish_sql(vendor: str, names: tuple[str, ...]) -> str:
-    assignments = ", ".join(f"{_quote(_field(name).column)} = %s" for name in names)
+    assignments = ", ".join(f"{shared.quote(_field(name).column)} = %s" for name in names)
     return (
-        f"UPDATE {_quote(ChatMessage._meta.db_table)} SET {assignments} "
-        f"WHERE {_quote('id')} = %s AND {_quote('status')} = %s"
+        f"UPDATE {shared.quote(ChatMessage._meta.db_table)} SET {assignments} "
+        f"WHERE {shared.quote('id')} = %s AND {shared.quote('status')} = %s"
     )
 
 
@@ -148,8 +124,8 @@ def heartbeat_age(column: str) -> str:
 
 @functools.cache
 def _streaming_sql(vendor: str, where: str) -> str:
-    quote = _quote
-    message, process = _quote(ChatMessage._meta.db_table), _quote(ServerProcess._meta.db_table)
+    quote = shared.quote
+    message, process = quote(ChatMessage._meta.db_table), quote(ServerProcess._meta.db_table)
     column = f"p.{quote('heartbeat_at')}"
     return (
         f"SELECT m.{quote('id')}, m.{quote('client_id')}, m.{quote('status')}, m.{quote('updated_at')} < %s, "
@@ -160,7 +136,7 @@ def _streaming_sql(vendor: str, where: str) -> str:
 
 
 def _streaming(where: str, params: list[object], *, stale_before: datetime, silent_before: datetime) -> list[Streaming]:
-    rows = _execute(
+    rows = shared.execute(
         _streaming_sql(connection.vendor, where),
         [_prep("updated_at", stale_before), _prep("updated_at", silent_before), *params],
     )
@@ -192,7 +168,7 @@ def turn_conflicts(
 
     The one read of a turn; the owner of a streaming reply comes with it (a join, no extra query).
     """
-    quote = _quote
+    quote = shared.quote
     where = f"m.{quote('session_id')} = %s AND (m.{quote('client_id')} = %s OR m.{quote('status')} = %s)"
     return _streaming(
         where,
@@ -204,7 +180,7 @@ def turn_conflicts(
 
 def streaming_replies(*, session_pk: int | None, stale_before: datetime, silent_before: datetime) -> list[Streaming]:
     """Replies still streaming (of one session, or all of them), with what is known of their owner."""
-    quote = _quote
+    quote = shared.quote
     where, params = f"m.{quote('status')} = %s", [ChatMessage.Status.STREAMING]
     if session_pk is not None:
         where, params = f"m.{quote('session_id')} = %s AND {where}", [session_pk, *params]
@@ -213,11 +189,11 @@ def streaming_replies(*, session_pk: int | None, stale_before: datetime, silent_
 
 def processes(*, heard_within_s: float) -> list[OwnerState]:
     """Server processes whose last heartbeat is at most `heard_within_s` old (database clock)."""
-    quote = _quote
+    quote = shared.quote
     age = heartbeat_age(quote("heartbeat_at"))
-    rows = _execute(
+    rows = shared.execute(
         f"SELECT {quote('id')}, {quote('stopped_at')}, {age}, {quote('host')}, {quote('pid')}, {quote('pid_start')} "
-        f"FROM {_quote(ServerProcess._meta.db_table)} WHERE {age} <= %s",
+        f"FROM {quote(ServerProcess._meta.db_table)} WHERE {age} <= %s",
         [heard_within_s],
     )
     return [
@@ -232,8 +208,9 @@ def prompt_turns(*, session_pk: int, before_seq: int, limit: int) -> list[tuple[
     A reply cut mid-stream and replaced (`provider_interrupted`) is left out: its replacement
     follows it and says it all.
     """
-    table, quote = _quote(ChatMessage._meta.db_table), _quote
-    rows = _execute(
+    quote = shared.quote
+    table = quote(ChatMessage._meta.db_table)
+    rows = shared.execute(
         f"SELECT {quote('role')}, {quote('text')} FROM {table} WHERE {quote('session_id')} = %s "
         f"AND {quote('seq')} < %s AND {quote('role')} IN (%s, %s) AND {quote('status')} NOT IN (%s, %s) "
         f"AND {quote('text')} <> '' AND {quote('error_code')} <> %s ORDER BY {quote('seq')} DESC LIMIT %s",

@@ -9,7 +9,7 @@ Usage (from the project root)::
 
 One `manage.py serve` process (daphne with project/server.py's protocol hardening) runs on the
 embedded defaults: a fresh migrated SQLite file, the in-memory channel layer, the offline `local`
-assistant at LOCAL_TOKEN_DELAY_MS=20 answering from the knowledge base of bench/chat_throughput.py
+assistant at LOCAL_TOKEN_DELAY_MS=20 answering from the benchmarks' knowledge base (bench/harness.py)
 (an idle turn takes about 1 s), and every limit at its default. Each role connects from its own
 loopback address (the client socket is bound to 127.0.0.N), so the per-IP limits apply per role
 without proxy headers: attacker 127.0.0.2, visitor 127.0.0.3, slots 127.0.0.4, half-open
@@ -86,7 +86,7 @@ if str(ROOT) not in sys.path:  # run as `python bench/abuse.py`: make `bench` im
 from websockets.asyncio.client import ClientConnection, connect  # noqa: E402
 from websockets.exceptions import ConnectionClosed  # noqa: E402
 
-from bench.chat_throughput import (  # noqa: E402
+from bench.harness import (  # noqa: E402
     QUESTION,
     add_server_env_option,
     check_server_env,

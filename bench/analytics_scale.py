@@ -24,7 +24,7 @@ own because `chat_throughput.py` drops `parley_bench` on every run). Then, side 
   has topics, sentiment and resolution, which no SQL over the raw tables gives).
 
 Part B, the tracker (SQLite and/or Postgres+Redis). The chat phase of `chat_throughput.py` (same
-server, knowledge base, clients and checks, imported from it) runs with the server started with
+server, knowledge base, clients and checks, from bench/harness.py) runs with the server started with
 ANALYTICS_TRACKER=0 and =1 in turn (off, on, on, off, off, on…: `--pairs` pairs, so a steady
 drift of the shared machine cancels), in two shapes: the chat benchmark's own (each client one
 long session) and `--session-turns`-turn sessions (each client starts a new session after that
@@ -46,7 +46,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -63,9 +62,8 @@ if str(ROOT) not in sys.path:  # run as `python bench/analytics_scale.py`: make 
 
 from websockets.asyncio.client import ClientConnection  # noqa: E402
 
-from bench.chat_throughput import (  # noqa: E402
+from bench.harness import (  # noqa: E402
     POSTGRES_ADMIN_URL,
-    POSTGRES_URL,
     PYTHON,
     QUESTION,
     BackendUnavailable,
@@ -75,15 +73,15 @@ from bench.chat_throughput import (  # noqa: E402
     Probe,
     Sample,
     SqliteBackend,
-    _fmt,
-    _timed,
     add_server_env_option,
     base_env,
     check_server_env,
+    fmt,
     log_errors,
     migrate,
     process_cpu_seconds,
     run_phase,
+    timed,
     write_knowledge_base,
 )
 
@@ -486,14 +484,8 @@ def wait_idle(pid: int) -> float:
 
 def count_rows(backend: SqliteBackend | PostgresBackend, sql: str) -> int:
     """One number from the backend's benchmark database."""
-    if isinstance(backend, SqliteBackend):
-        assert backend.path is not None
-        with contextlib.closing(sqlite3.connect(backend.path, timeout=30)) as connection:
-            return connection.execute(sql).fetchone()[0]
-    import psycopg
-
-    with psycopg.connect(POSTGRES_URL, connect_timeout=5) as connection:
-        return connection.execute(sql).fetchone()[0]  # type: ignore[index]
+    with backend.connect() as connection:
+        return connection.execute(sql).fetchone()[0]
 
 
 SHAPES = {"long": "chat benchmark (1 session per client)", "short": "short sessions"}
@@ -653,14 +645,14 @@ def print_report_part(result: ReportResult) -> None:
     print()
     lines = [
         ("generate_chat_weekly_report --format json, end to end (median / max)",
-         f"{_fmt(figures['command_median_s'], 2)} / {_fmt(figures['command_max_s'], 2)} s"),
-        ("  of which: Python + Django setup alone (median)", f"{_fmt(figures['startup_median_s'], 2)} s"),
+         f"{fmt(figures['command_median_s'], 2)} / {fmt(figures['command_max_s'], 2)} s"),
+        ("  of which: Python + Django setup alone (median)", f"{fmt(figures['startup_median_s'], 2)} s"),
         ("  rollups_refresh() in-process (median; the first of the run)",
-         f"{_fmt(figures['refresh_median_s'], 3)} s ({_fmt(figures['refresh_first_s'], 2)} s)"),
-        ("  selectors.report() + JSON in-process (median)", f"{_fmt(figures['report_median_s'], 3)} s"),
-        ("baseline: subset of the 2 weeks from the raw tables (median)", f"{_fmt(figures['raw_median_s'], 2)} s"),
-        ("ratio raw tables ÷ report from rollups (in-process)", f"{_fmt(figures['raw_over_report'], 0)}×"),
-        ("ratio raw tables ÷ whole command", f"{_fmt(figures['raw_over_command'], 2)}×"),
+         f"{fmt(figures['refresh_median_s'], 3)} s ({fmt(figures['refresh_first_s'], 2)} s)"),
+        ("  selectors.report() + JSON in-process (median)", f"{fmt(figures['report_median_s'], 3)} s"),
+        ("baseline: subset of the 2 weeks from the raw tables (median)", f"{fmt(figures['raw_median_s'], 2)} s"),
+        ("ratio raw tables ÷ report from rollups (in-process)", f"{fmt(figures['raw_over_report'], 0)}×"),
+        ("ratio raw tables ÷ whole command", f"{fmt(figures['raw_over_command'], 2)}×"),
         ("JSON report size", f"{result.command_bytes:,} bytes"),
     ]  # fmt: skip
     for label, value in lines:
@@ -698,7 +690,7 @@ def print_tracker_part(results: dict[str, TrackerResult | str], args: argparse.N
                     continue
                 cost = result.cost(shape, name)
                 shown = -cost if name == "rate" else cost  # a lower rate is the cost there
-                print(f"  {label:<44}{_fmt(off[name], digits):>14}{_fmt(on[name], digits):>14}{100 * shown:>9.1f}%")
+                print(f"  {label:<44}{fmt(off[name], digits):>14}{fmt(on[name], digits):>14}{100 * shown:>9.1f}%")
             print(
                 f"  {'sessions · analytics rows written':<44}{off['sessions']:>7} · {off['analytics_rows']:<4}"
                 f"{on['sessions']:>7} · {on['analytics_rows']:<4}"
@@ -778,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
     report: ReportResult | str | None = None
     marker: dict[str, Any] | None = None
     trackers: dict[str, TrackerResult | str] = {}
-    with _timed("benchmark"):
+    with timed("benchmark"):
         if args.part in {"report", "all"}:
             try:
                 marker = prepare_report_part(args)

@@ -24,6 +24,7 @@ from bench.echo import EchoConsumer
 from bench.floor import FloorConsumer
 from project.asgi import application as parley_application  # also sets Django up
 from project.asgi import http_app
+from project.proxy import ProxyHeaders
 
 
 def _start_profiler(output: str) -> None:
@@ -41,17 +42,20 @@ def _start_profiler(output: str) -> None:
 if os.environ.get("BENCH_CPROFILE"):
     _start_profiler(os.environ["BENCH_CPROFILE"])
 
-_parley_websocket: URLRouter = parley_application.application_mapping["websocket"]
+# Parley's router sits inside its outermost middleware (the trusted-proxy headers).
+_parley_websocket: URLRouter = parley_application.app.application_mapping["websocket"]
 
-application = ProtocolTypeRouter(
-    {
-        "http": http_app,
-        "websocket": URLRouter(
-            [
-                path("ws/echo/", EchoConsumer.as_asgi()),
-                path("ws/floor/", FloorConsumer.as_asgi()),
-                *_parley_websocket.routes,
-            ]
-        ),
-    }
+application = ProxyHeaders(
+    ProtocolTypeRouter(
+        {
+            "http": http_app,
+            "websocket": URLRouter(
+                [
+                    path("ws/echo/", EchoConsumer.as_asgi()),
+                    path("ws/floor/", FloorConsumer.as_asgi()),
+                    *_parley_websocket.routes,
+                ]
+            ),
+        }
+    )
 )

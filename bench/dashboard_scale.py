@@ -67,15 +67,15 @@ from bench.analytics_scale import (  # noqa: E402
     recreate_database,
     scale_env,
 )
-from bench.chat_throughput import (  # noqa: E402
+from bench.harness import (  # noqa: E402
     CLK_TCK,
     PYTHON,
     BackendUnavailable,
     DaphneServer,
-    _fmt,
-    _timed,
+    fmt,
     percentile,
     process_cpu_seconds,
+    timed,
 )
 
 TARGET_P95_MS = 150.0
@@ -444,15 +444,15 @@ def print_results(prepared: dict[str, Any], summary: SummaryResult, exports: Exp
               "summary_30d": "api/summary/?range=30d"}  # fmt: skip
     for key, label in labels.items():
         stats = summary.stats(key)
-        print(f"  {label:<52}{_fmt(stats['p50'], 1):>10}{_fmt(stats['p95'], 1):>10}{_fmt(stats['max'], 1):>10}")
+        print(f"  {label:<52}{fmt(stats['p50'], 1):>10}{fmt(stats['p95'], 1):>10}{fmt(stats['max'], 1):>10}")
     selectors_ms = median(summary.selectors_ms)
     raw_ms = median(summary.raw_ms)
     p95 = summary.stats("summary_30d")["p95"]
     p50 = summary.stats("summary_30d")["p50"]
-    print(f"  {'selectors.summary + breakdowns, 30 days, in-process (median)':<72}{_fmt(selectors_ms, 1):>10}")
-    print(f"  {'baseline: 30 days from the raw chat tables in SQL (median)':<72}{_fmt(raw_ms, 1):>10}")
-    print(f"  {'ratio raw tables ÷ API p50':<72}{_fmt(raw_ms / p50, 0):>9}×")
-    print(f"  {'ratio API p50 ÷ /healthz p50':<72}{_fmt(p50 / summary.stats('healthz')['p50'], 1):>9}×")
+    print(f"  {'selectors.summary + breakdowns, 30 days, in-process (median)':<72}{fmt(selectors_ms, 1):>10}")
+    print(f"  {'baseline: 30 days from the raw chat tables in SQL (median)':<72}{fmt(raw_ms, 1):>10}")
+    print(f"  {'ratio raw tables ÷ API p50':<72}{fmt(raw_ms / p50, 0):>9}×")
+    print(f"  {'ratio API p50 ÷ /healthz p50':<72}{fmt(p50 / summary.stats('healthz')['p50'], 1):>9}×")
     ok = summary.failures == 0
     print(f"  failed requests: {summary.failures}; server RSS {summary.rss_start_mb:.0f} MB after sign-in, "
           f"{summary.rss_end_mb:.0f} MB after part A")  # fmt: skip
@@ -467,17 +467,15 @@ def print_results(prepared: dict[str, Any], summary: SummaryResult, exports: Exp
     if exports.jsonl is not None:
         downloads.append(exports.jsonl)
     for item in downloads:
-        cpu = [
-            _fmt(1e6 * value / item.rows, 1) for value in (item.server_cpu_s, item.postgres_cpu_s, item.client_cpu_s)
-        ]
+        cpu = [fmt(1e6 * value / item.rows, 1) for value in (item.server_cpu_s, item.postgres_cpu_s, item.client_cpu_s)]
         rss = "-" if item.rss_before_mb != item.rss_before_mb else f"{item.rss_before_mb:.0f} → {item.rss_peak_mb:.0f}"
-        ttfb = _fmt(1000 * item.first_byte_s, 0)
+        ttfb = fmt(1000 * item.first_byte_s, 0)
         print(f"  {item.label:<34}{item.rows:>11,}{item.bytes / 1e6:>8.0f}{item.seconds:>8.1f}"
-              f"{_fmt(item.rows_per_s):>10}{ttfb:>9}{cpu[0]:>8}{cpu[1]:>8}{cpu[2]:>8}{rss:>16}")  # fmt: skip
+              f"{fmt(item.rows_per_s):>10}{ttfb:>9}{cpu[0]:>8}{cpu[1]:>8}{cpu[2]:>8}{rss:>16}")  # fmt: skip
     rates = [item.rows_per_s for item in exports.exports]
     copy_rate = median([item.rows_per_s for item in exports.copies])
-    print(f"  {'ratio export ÷ COPY (rows/s, medians)':<72}{_fmt(median(rates) / copy_rate, 2):>9}×")
-    print(f"  {'server VmHWM (whole run: startup, part A, every export)':<72}{_fmt(exports.vm_hwm_mb, 0):>7} MB")
+    print(f"  {'ratio export ÷ COPY (rows/s, medians)':<72}{fmt(median(rates) / copy_rate, 2):>9}×")
+    print(f"  {'server VmHWM (whole run: startup, part A, every export)':<72}{fmt(exports.vm_hwm_mb, 0):>7} MB")
     for item in [*exports.exports, *([exports.jsonl] if exports.jsonl else [])]:
         if item.rows != exports.table_rows:
             ok = False
@@ -533,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(prepare_worker() if args.worker == "prepare" else timing_worker(args.raw_runs)))
         return 0
     env = scale_env()
-    with _timed("benchmark"):
+    with timed("benchmark"):
         try:
             recreate_database(drop=False)
         except BackendUnavailable as exc:

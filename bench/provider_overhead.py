@@ -54,7 +54,6 @@ import math
 import multiprocessing
 import os
 import re
-import sqlite3
 import sys
 import tempfile
 import time
@@ -73,14 +72,12 @@ if str(ROOT) not in sys.path:  # run as `python bench/provider_overhead.py`: mak
 
 from websockets.asyncio.client import ClientConnection  # noqa: E402
 
-from bench.chat_throughput import (  # noqa: E402
-    POSTGRES_URL,
+from bench.harness import (  # noqa: E402
     QUESTION,
     BackendUnavailable,
     DaphneServer,
     PostgresBackend,
     SqliteBackend,
-    _timed,
     add_server_env_option,
     base_env,
     check_server_env,
@@ -89,6 +86,7 @@ from bench.chat_throughput import (  # noqa: E402
     open_connection,
     percentile,
     process_cpu_seconds,
+    timed,
     write_knowledge_base,
 )
 from tests.support.fake_vendors import FakeVendor, refused_url  # noqa: E402
@@ -792,14 +790,7 @@ async def baseline_load(fake: FakeProcess, width: int, common: dict[str, Any]) -
 
 def with_database(backend: SqliteBackend | PostgresBackend, query: Callable[[Any], Any]) -> Any:
     """Run `query` with a DB-API connection to the benchmark database (sqlite3 or psycopg)."""
-    with contextlib.ExitStack() as stack:
-        if isinstance(backend, SqliteBackend):
-            assert backend.path is not None
-            connection: Any = stack.enter_context(contextlib.closing(sqlite3.connect(backend.path, timeout=30)))
-        else:
-            import psycopg
-
-            connection = stack.enter_context(psycopg.connect(POSTGRES_URL, connect_timeout=5))
+    with backend.connect() as connection:
         return query(connection)
 
 
@@ -955,7 +946,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the phases, print the report; 1 when tokens were lost or the protocol broke."""
     args = parse_args(argv)
     try:
-        with _timed("benchmark"):
+        with timed("benchmark"):
             result = run(args)
     except BackendUnavailable as exc:
         print(f"skipped: {exc}", flush=True)

@@ -16,16 +16,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from analytics import selectors, services
-from analytics.demo import (
-    BATCH_SESSIONS,
-    REFUSED_EXIT_STATUS,
-    Batch,
-    Catalogue,
-    Generator,
-    Writer,
-    analyze,
-    check_columns,
-)
+from analytics.demo import BATCH_SESSIONS, REFUSED_EXIT_STATUS, Batch, Catalogue, Generator, Writer, analyze
 
 
 # --- the command ----------------------------------------------------------------------------
@@ -59,7 +50,6 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="No progress bars.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        check_columns()
         now = options["now"] or timezone.now()
         if timezone.is_naive(now):
             now = timezone.make_aware(now)
