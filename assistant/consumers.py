@@ -31,6 +31,7 @@ from assistant.protocol import ClientError
 from assistant.ratelimit import TokenBucket, connections, ip_window_take
 from assistant.selectors import history_message, iso, session_by_public_id, user_message_by_client_id
 from assistant.streaming import PROCESS_ID, Frame, ReplyJob, hub, layer_is_shared, publish, registry
+from project import runtime
 from project.logs import client_warnings
 
 logger = logging.getLogger(__name__)
@@ -362,6 +363,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         assert self.session is not None and self.group is not None
         text: str = frame["text"]
         client_id: str = frame["client_id"]
+        if runtime.current().stopping:  # shutting down: the client sends it again elsewhere
+            await self.send_frame(dict(protocol.restarting_error(client_id)))
+            return
         if not text.strip():
             raise ClientError(protocol.EMPTY_MESSAGE, "The message is empty.", client_id=client_id)
         limit = settings.CHAT_MAX_MESSAGE_CHARS
