@@ -41,4 +41,7 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
 # `serve` is daphne with the settings' frame-size limit (CHAT_MAX_FRAME_BYTES). Behind a reverse
 # proxy, set TRUST_PROXY_HEADERS=1 and TRUSTED_PROXIES to the proxy's address or network
 # (docker-compose.yml does); X-Forwarded-For from any other peer is ignored.
+# On SIGTERM it shuts down gracefully: replies get SHUTDOWN_GRACE_S (20 s) to finish, then the
+# websockets close with 1012 and the widgets move to another replica. Allow it SHUTDOWN_GRACE_S
+# + 15 s before a SIGKILL (`docker stop -t 45`, compose's stop_grace_period; docs/security.md).
 CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "8000"]

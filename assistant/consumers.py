@@ -32,6 +32,7 @@ from assistant.ratelimit import TokenBucket, connections, ip_window_take
 from assistant.replies import ReplyJob, orphan_end_frame, registry
 from assistant.replies.runtime import request_snapshot, request_stop
 from assistant.selectors import history_message, iso, session_by_public_id, user_message_by_client_id
+from project import runtime
 from project.logs import client_warnings
 
 if TYPE_CHECKING:
@@ -364,6 +365,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         assert self.session is not None and self.group is not None
         text: str = frame["text"]
         client_id: str = frame["client_id"]
+        if runtime.current().stopping:  # shutting down: the client sends it again elsewhere
+            await self.send_frame(dict(protocol.restarting_error(client_id)))
+            return
         if not text.strip():
             raise ClientError(protocol.EMPTY_MESSAGE, "The message is empty.", client_id=client_id)
         limit = settings.CHAT_MAX_MESSAGE_CHARS

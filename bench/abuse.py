@@ -940,6 +940,7 @@ def server_env(workdir: Path, extra: list[str]) -> dict[str, str]:
         LOCAL_TOKEN_DELAY_MS="20",
         KNOWLEDGE_DIR=str(workdir / "knowledge"),
         SQLITE_PATH=str(workdir / "abuse.sqlite3"),
+        SHUTDOWN_GRACE_S="0",  # stopped within the 10 s `Server.__exit__` allows, replies or not
     )
     env.update(item.split("=", 1) for item in extra)
     return env

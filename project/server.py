@@ -22,7 +22,7 @@ other ASGI servers (assistant/consumers.py).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, ClassVar
 
 from daphne.http_protocol import HTTPFactory
 from daphne.ws_protocol import WebSocketFactory, WebSocketProtocol
@@ -58,6 +58,9 @@ class HardenedWebSocketProtocol(WebSocketProtocol):
 
     bucket: TokenBucket | None = None
     refused = False
+    #: Frames the application sent, every connection together: shutdown waits for it to stop
+    #: growing before it closes the sockets, so that each reply's last frames go out first.
+    frames_sent: ClassVar[int] = 0
 
     def onOpen(self) -> None:
         """Start the frame budget when the handshake is complete."""
@@ -128,6 +131,7 @@ class HardenedWebSocketProtocol(WebSocketProtocol):
         """
         if self.state in (self.STATE_CLOSING, self.STATE_CLOSED):
             return
+        HardenedWebSocketProtocol.frames_sent += 1
         super().serverSend(content, binary)
         unsent = unsent_bytes(self.transport)
         if unsent is not None and unsent > settings.CHAT_SEND_BUFFER_MAX_BYTES and not self.refused:

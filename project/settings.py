@@ -279,6 +279,9 @@ PROCESS_HEARTBEAT_S = env.decimal("PROCESS_HEARTBEAT_S", 5.0, minimum=0.5, maxim
 PROCESS_DEAD_AFTER_S = env.decimal("PROCESS_DEAD_AFTER_S", 30.0, minimum=2)
 if PROCESS_DEAD_AFTER_S < 3 * PROCESS_HEARTBEAT_S:
     raise ImproperlyConfigured("PROCESS_DEAD_AFTER_S must be at least 3 x PROCESS_HEARTBEAT_S")
+# Graceful shutdown (docs/security.md, "Graceful shutdown and rolling restarts"): on SIGTERM,
+# `manage.py serve` lets replies in flight run this long, then interrupts the rest.
+SHUTDOWN_GRACE_S = env.decimal("SHUTDOWN_GRACE_S", 20.0, minimum=0)
 CHAT_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_RATE_LIMIT_PER_MINUTE", 20, minimum=1)
 CHAT_RATE_LIMIT_BURST = env.integer("CHAT_RATE_LIMIT_BURST", 5, minimum=1)
 CHAT_IP_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_IP_RATE_LIMIT_PER_MINUTE", 60, minimum=1)

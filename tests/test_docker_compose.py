@@ -192,6 +192,16 @@ def test_web_runs_at_least_two_replicas_behind_the_proxy(services):
     assert not services["web"].get("ports"), "web replicas must not publish host ports; the proxy does"
 
 
+def test_web_gets_longer_to_stop_than_its_shutdown_grace_and_phases(services, web_env):
+    """SIGTERM starts a drain of up to SHUTDOWN_GRACE_S + 15 s (project/shutdown.py); a SIGKILL
+    before it ends (Docker's default is after 10 s) cuts the replies it was letting finish."""
+    period = str(services["web"].get("stop_grace_period", "10s"))
+    match = re.fullmatch(r"(?:(\d+)m)?(?:(\d+)s)?", period)
+    assert match and period, f"unexpected stop_grace_period {period!r}"
+    seconds = int(match.group(1) or 0) * 60 + int(match.group(2) or 0)
+    assert seconds >= float(web_env.get("SHUTDOWN_GRACE_S", "20")) + 15
+
+
 def test_web_serves_daphne_through_manage_serve(services):
     command = services["web"]["command"]
     command = command if isinstance(command, str) else " ".join(command)

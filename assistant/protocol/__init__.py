@@ -66,12 +66,18 @@ INTERNAL_ERROR = "internal_error"
 LIMIT_REACHED = "limit_reached"
 #: `reply.end.error` of a reply cut mid-stream by its provider; another provider's reply follows.
 PROVIDER_INTERRUPTED = "provider_interrupted"
+#: A `message` reached a server process that is shutting down: not stored; send it again after
+#: reconnecting (another process takes over at once).
+RESTARTING = "restarting"
+RESTARTING_RETRY_AFTER_S = 1.0
 
 # --- Close codes ----------------------------------------------------------------------------
 #: Frames sent faster than the frame limit allows (beyond its burst), or a client that does not
 #: read what it is sent: the connection is closed instead of queueing without bound.
 CLOSE_POLICY_VIOLATION = 1008
 CLOSE_FRAME_TOO_BIG = 1009
+#: The server process is shutting down (RFC 6455 "service restart"): reconnect at once.
+CLOSE_SERVICE_RESTART = 1012
 CLOSE_REFUSED = 4403
 CLOSE_TOO_MANY_CONNECTIONS = 4429
 
@@ -221,6 +227,17 @@ def is_uuid(value: object) -> bool:
     except ValueError:
         return False
     return True
+
+
+def restarting_error(client_id: str) -> ErrorFrame:
+    """The answer to a `message` while this process shuts down: not stored, so not acked.
+
+    Not raised as a `ClientError`: the visitor did nothing wrong, so no WARNING line. The client
+    sends the message again (same `client_id`) on a new connection, which the proxy gives to
+    another process; `retry_after` is for a client that reconnects to the same address.
+    """
+    detail = "The server is restarting: reconnect and send the message again."
+    return ClientError(RESTARTING, detail, retry_after=RESTARTING_RETRY_AFTER_S, client_id=client_id).frame()
 
 
 def printable(text: str, limit: int = 40) -> str:

@@ -31,8 +31,9 @@
  * outbox is sent one message at a time (the server refuses a message while a reply streams) and
  * again, with the same client_id, after a reconnect; the server deduplicates (§8). A message
  * refused with `rate_limited` stays pending and goes out by itself when the countdown ends; one
- * refused with `reply_in_progress`, `message_too_long` or `empty_message` is marked failed with
- * the reason and a Retry button.
+ * refused with `restarting` (the server process is shutting down) goes out on a new connection,
+ * opened at once, like after a 1012 close; one refused with `reply_in_progress`,
+ * `message_too_long` or `empty_message` is marked failed with the reason and a Retry button.
  *
  * Test hooks: every element the browser tests use has a data-testid (parley-launcher,
  * parley-message…). The greeting is not a stored message, so it is `parley-greeting`, not
@@ -574,6 +575,7 @@ textarea{font-size:16px}
   let failures = 0; // failed connections since the last `welcome` (the backoff exponent)
   let browserOffline = navigator.onLine === false;
   let helloRetried = false;
+  let restarted = false; // reconnected at once after a server restart (1012) since the last welcome
   let reconnectTimer = 0;
   let tickTimer = 0;
   let lastPingAt = 0;
@@ -776,6 +778,13 @@ textarea{font-size:16px}
       setConn("refused");
       return;
     }
+    if (code === 1012 && !restarted) {
+      // The server process is restarting (§9): another one takes over now, so reconnect at once
+      // (resend the outbox after welcome). Once per welcome; after that the backoff applies.
+      restarted = true;
+      connect();
+      return;
+    }
     failures++;
     setConn("offline");
     if (code === 1009) {
@@ -926,6 +935,7 @@ textarea{font-size:16px}
     ready = true;
     failures = 0;
     helloRetried = false;
+    restarted = false;
     historyKnown = true;
     lastActivityAt = Date.now();
 
@@ -1026,6 +1036,10 @@ textarea{font-size:16px}
         frameQueue = frameQueue.filter((x) => x.type === "event");
         sendHello();
         return;
+      case "restarting":
+        // This server process is shutting down and did not store the message: it stays in the
+        // outbox and goes out on a new connection, to another process, opened now.
+        return socketClosed(1012);
       case "rate_limited":
         // The message was not stored: it stays in the outbox and goes out after the countdown.
         if (m) m.sent = false;

@@ -15,10 +15,12 @@ import gzip
 import http.server
 import json
 import os
+import signal
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,8 @@ from analytics.models import ChatAnalytics
 from assistant.access import identity_signature
 from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, SessionRating
 from tests.support.fake_vendors import FakeVendor
-from tests.support.live import ROOT, daphne, free_port
+from tests.support.live import ROOT, daphne, daphne_process, free_port
+from tests.support.relay import Relay
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -630,4 +633,70 @@ def test_data_attributes_open_on_load_on_the_left_and_reduced_motion(
         box = panel.bounding_box()
         assert box is not None and box["x"] < 640  # the left corner
         assert panel.evaluate("el => getComputedStyle(el).animationName") == "none"
+        context.close()
+
+
+CONNECTION_LOG = """() => {
+    const host = document.querySelector("parley-widget");
+    window.connectionLog = [];
+    new MutationObserver(() => window.connectionLog.push(host.dataset.connection)).observe(host, {
+        attributes: true,
+        attributeFilter: ["data-connection"],
+    });
+}"""
+CONNECTED = "document.querySelector('parley-widget').dataset.connection === 'open'"
+
+
+def test_a_server_restart_hands_both_widgets_to_another_process_at_once(browser: Any, django_db_blocker: Any) -> None:
+    """SIGTERM to the process serving two widgets, behind a relay that skips a refusing process.
+
+    The widget with a reply streaming sees it end `interrupted` after the grace, then the 1012
+    close; the idle one sends a message during the grace and is told `restarting`. Both reconnect
+    at once (never showing "offline"), to the other process, and their messages are answered there.
+    """
+    env = {"LOCAL_TOKEN_DELAY_MS": "150", "SHUTDOWN_GRACE_S": "3"}
+    with ExitStack() as stack:
+        stack.enter_context(django_db_blocker.unblock())
+        ws_a, server_a = stack.enter_context(daphne_process(env))
+        ws_b = stack.enter_context(daphne(env))
+        relay = Relay([int(ws_a.rsplit(":", 1)[1])])  # both widgets on A, then B joins the relay
+        stack.callback(relay.close)
+        base = f"http://127.0.0.1:{relay.port}"
+        streaming, idle = (stack.enter_context(_page(browser)) for _ in range(2))
+        for page in (streaming, idle):
+            open_widget(page, base)
+            page.wait_for_function(CONNECTED)
+        streaming.locator(tid("parley-input")).fill("How do I embed the widget?")
+        streaming.locator(tid("parley-send")).click()
+        wait_reply_status(streaming, "streaming")
+        for page in (streaming, idle):
+            page.evaluate(CONNECTION_LOG)
+        relay.ports.append(int(ws_b.rsplit(":", 1)[1]))
+
+        server_a.send_signal(signal.SIGTERM)
+        idle.locator(tid("parley-input")).fill("How do I scale Parley?")
+        idle.locator(tid("parley-send")).click()
+        idle.locator(f'{tid("parley-message")}[data-role="user"][data-status="complete"]').wait_for(timeout=2_000)
+        assert server_a.poll() is None, "acknowledged by B while A was still letting its reply run"
+        assert idle.evaluate("window.connectionLog") == ["connecting", "open"]
+
+        wait_reply_status(streaming, "interrupted", timeout=10_000)
+        streaming.wait_for_function(CONNECTED, timeout=1_500)
+        assert streaming.evaluate("window.connectionLog") == ["connecting", "open"]
+        streaming.locator(tid("parley-input")).fill("How do I scale Parley?")
+        streaming.locator(tid("parley-send")).click()
+        for page in (streaming, idle):
+            wait_reply_status(page, "complete", timeout=15_000)
+        assert server_a.wait(10) == 0
+    replies = ChatMessage.objects.filter(role="assistant").order_by("session_id", "seq")
+    assert [reply.status for reply in replies] == ["interrupted", "complete", "complete"]
+    assert ChatMessage.objects.filter(role="user").count() == 3
+
+
+@contextlib.contextmanager
+def _page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    try:
+        yield context.new_page()
+    finally:
         context.close()

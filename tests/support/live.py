@@ -26,7 +26,9 @@ def free_port() -> int:
 def backend_env() -> dict[str, str]:
     """Environment that points a child server at this test run's database and Redis."""
     database = settings.DATABASES["default"]
-    env = {"PARLEY_DOTENV": "0", "PARLEY_ENV": "test", "DEBUG": "0", "LOG_LEVEL": "warning"}
+    # No shutdown grace unless a test asks for one: `stop` ends a server the way it always did,
+    # its replies still running stored as `interrupted` at once.
+    env = {"PARLEY_DOTENV": "0", "PARLEY_ENV": "test", "DEBUG": "0", "LOG_LEVEL": "warning", "SHUTDOWN_GRACE_S": "0"}
     if database["ENGINE"].endswith("postgresql"):
         user = database.get("USER") or ""
         auth = f"{user}@" if user else ""
@@ -47,14 +49,14 @@ def daphne(extra_env: dict[str, str] | None = None, *, log: Path | None = None) 
 
 @contextmanager
 def daphne_process(
-    extra_env: dict[str, str] | None = None, *, log: Path | None = None
+    extra_env: dict[str, str] | None = None, *, log: Path | None = None, port: int | None = None
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Like `daphne`, also yielding the server process (for tests that kill it)."""
-    port = free_port()
+    """Like `daphne`, also yielding the server process (for tests that kill it); `port` to restart one."""
+    port = port or free_port()
     env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL", "SQLITE_PATH"}}
     env.update(backend_env())
     env.update(extra_env or {})
-    log_file = open(log or os.devnull, "w")  # noqa: SIM115 - closed below
+    log_file = open(log or os.devnull, "a")  # noqa: SIM115 - closed below; a restart appends
     process = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,

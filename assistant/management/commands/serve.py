@@ -7,12 +7,12 @@ from typing import Any
 
 from channels.routing import get_default_application
 from daphne.endpoints import build_endpoint_description_strings
-from daphne.server import Server
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
 from assistant import liveness
 from project import runtime, server
+from project.shutdown import GracefulServer
 
 logger = logging.getLogger(__name__)
 
@@ -47,11 +47,13 @@ class Command(BaseCommand):
         liveness.heartbeat.start()  # before the startup hooks: it tells which processes are gone
         runtime.run_startup()  # e.g. analytics recovers what a crashed predecessor left
         server.install()  # frame limits before the queue, bounded output, request-head deadline
-        Server(
+        # SIGTERM/SIGINT: stop listening, let replies finish (SHUTDOWN_GRACE_S), close with 1012.
+        GracefulServer(
             application=get_default_application(),
             endpoints=build_endpoint_description_strings(host=host, port=port),
             websocket_max_message_size=settings.DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE,
             websocket_max_frame_size=settings.DAPHNE_WEBSOCKET_MAX_FRAME_SIZE,
             verbosity=1,
+            grace_s=settings.SHUTDOWN_GRACE_S,
         ).run()
         liveness.heartbeat.stop()  # a clean shutdown: this process's replies end now, not later
