@@ -403,6 +403,8 @@ def base_env(knowledge_dir: Path) -> dict[str, str]:
         CHAT_IP_RATE_LIMIT_PER_MINUTE=HUGE,
         # Per-connection frame limit (600/min by default) would throttle 10+ turns/s per client.
         CHAT_FRAME_RATE_LIMIT_PER_MINUTE=HUGE,
+        # New conversations per address (100 an hour by default): the benchmarks open thousands.
+        CHAT_SESSIONS_PER_IP_PER_HOUR=HUGE,
         MAX_CONNECTIONS_PER_IP="1000",
     )
     return env
