@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 import logging
 import uuid
 from collections import OrderedDict, defaultdict
@@ -37,8 +38,14 @@ logger = logging.getLogger(__name__)
 E = TypeVar("E", bound="ChatEvent")
 
 
+#: Event ids are this process's random prefix and a counter: unique across processes (copies are
+#: recognised by id) at a fraction of a `uuid4()` per event.
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_ids = itertools.count(1)
+
+
 def _event_id() -> str:
-    return uuid.uuid4().hex
+    return f"{_ID_PREFIX}-{next(_ids)}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
