@@ -107,6 +107,7 @@ bench: install-dev
 	$(BIN)/python bench/dashboard_scale.py
 	$(BIN)/python bench/fuzz.py
 	$(BIN)/python bench/abuse.py
+	$(BIN)/python bench/event_seam.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .test-db.sqlite3* .staticfiles node_modules $(CHARTJS)
