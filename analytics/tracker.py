@@ -99,8 +99,9 @@ class AnalyticsTracker:
 
     def __init__(self, *, session_pk: int, stats: SessionStats | None) -> None:
         self.session_pk = session_pk
-        #: None while the stored numbers of a resumed session are loading (`backlog` waits).
         self.stats = stats
+        #: While the stored numbers of a resumed session load, observations wait in `backlog`.
+        self.loading = False
         self.backlog: list[tuple[Callable[[SessionStats], Any], bool]] = []
         self.connections: set[str] = set()
         self.replies: set[int] = set()  # seqs of replies this process is generating
@@ -116,6 +117,7 @@ class AnalyticsTracker:
             return cls(session_pk=session_pk, stats=SessionStats(session_pk=session_pk, started_at=started_at,
                                                                  user_type=user_type))  # fmt: skip
         tracker = cls(session_pk=session_pk, stats=None)
+        tracker.loading = True
         _spawn(tracker._load(started_at, user_type), name=f"analytics-load-{session_pk}")
         return tracker
 
@@ -125,7 +127,7 @@ class AnalyticsTracker:
         except Exception:
             logger.exception("Analytics: could not load session %s; tracking it from now on", self.session_pk)
             stats = SessionStats(session_pk=self.session_pk, started_at=started_at, user_type=user_type)
-        self.stats = stats
+        self.stats, self.loading = stats, False  # None: the session is gone, nothing to track
         backlog, self.backlog = self.backlog, []
         for change, message in backlog:
             self._observe(change, message=message)
@@ -200,8 +202,10 @@ class AnalyticsTracker:
 
     # --- writing ---------------------------------------------------------------------------
     def _observe(self, change: Callable[[SessionStats], Any], *, message: bool = False) -> None:
-        if self.stats is None:
+        if self.loading:
             self.backlog.append((change, message))
+            return
+        if self.stats is None:
             return
         try:
             new = change(self.stats)

@@ -6,6 +6,7 @@ another process's copies would arrive, and a reply outlives the connection that 
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
@@ -144,3 +145,21 @@ async def test_shutdown_flushes_every_open_tracker_before_the_sockets_close(sett
     row = await row_of(session)
     assert row is not None and row["user_messages"] == 1
     events.publish(events.ConnectionClosed(session_pk=session.pk, session_id=sid, connection="conn-1"))
+
+
+async def test_events_of_a_resumed_session_wait_for_its_stored_numbers_then_count() -> None:
+    session = await new_session()
+    sid = session.public_id.hex
+    resumed = dataclasses.replace(opened(session), created=False)
+    events.publish(resumed)  # starts loading the stored rows in the background
+    tab = trackers()[session.pk]
+    assert tab.loading
+    events.publish(events.MessageStored(session_pk=session.pk, session_id=sid, seq=1, message_id="u1", role="user",
+                                        text=QUESTION))  # fmt: skip
+    assert tab.backlog  # not lost, not counted against an empty start either
+    await tracker.drain()
+    assert not tab.loading and tab.stats is not None and len(tab.stats.user_sentiment) == 1
+    events.publish(events.ConnectionClosed(session_pk=session.pk, session_id=sid, connection="conn-1"))
+    await tracker.drain()
+    row = await row_of(session)
+    assert row is not None and row["user_messages"] == 1
