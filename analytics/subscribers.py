@@ -53,28 +53,62 @@ def session_opened(event: events.SessionOpened) -> None:
             user_type=event.user_type,
             created=event.created,
         )
+        waiting = detached().pop(event.session_pk, None)
+        if waiting is not None:
+            # A reply of this process outlived the session's last connection here; the new
+            # tracker (loaded from the database) watches it end instead of a final rebuild.
+            tracker.replies |= waiting.replies
     tracker.connections.add(event.connection)
 
 
 def connection_closed(event: events.ConnectionClosed) -> None:
-    """A connection left: the tracker closes once nothing here needs it."""
-    tracker = trackers().get(event.session_pk)
-    if tracker is not None:
-        tracker.connections.discard(event.connection)
-        _close_if_idle(tracker)
+    """A connection left: the tracker closes once nothing here needs it.
+
+    If a reply of this process is still running, the tracker cannot close yet, but it no longer
+    sees the session's other processes (it left the session's group): its memory will be stale.
+    It is detached, and once the reply ends the row is rebuilt from the database instead.
+    """
+    open_trackers = trackers()
+    tracker = open_trackers.get(event.session_pk)
+    if tracker is None:
+        return
+    tracker.connections.discard(event.connection)
+    if tracker.connections:
+        return
+    del open_trackers[event.session_pk]
+    if tracker.replies:
+        tracker.detach()
+        detached()[event.session_pk] = tracker
+    else:
+        tracker.close()
 
 
 def reply_started(event: events.ReplyStarted) -> None:
     """A reply generated here: keep the tracker open until it ends."""
-    tracker = trackers().get(event.session_pk)
+    tracker = trackers().get(event.session_pk) or detached().get(event.session_pk)
     if tracker is not None:
         tracker.replies.add(event.seq)
 
 
-def _close_if_idle(tracker: AnalyticsTracker) -> None:
-    if tracker.idle:
-        trackers().pop(tracker.session_pk, None)
-        tracker.close()
+def _reply_done(event: events.ReplyEnded) -> None:
+    """This process's reply ended: close what waited for it."""
+    tracker = trackers().get(event.session_pk)
+    if tracker is not None:
+        tracker.replies.discard(event.seq)
+        if tracker.idle:
+            del trackers()[event.session_pk]
+            tracker.close()
+    waiting = detached().get(event.session_pk)
+    if waiting is not None:
+        waiting.replies.discard(event.seq)
+        if not waiting.replies:
+            del detached()[event.session_pk]
+            waiting.final_rebuild()
+
+
+def detached() -> dict[int, AnalyticsTracker]:
+    """Trackers whose session has no connection here, waiting for this process's replies to end."""
+    return runtime.current().state("analytics.detached", dict)
 
 
 def _tracker(event: events.ChatEvent) -> AnalyticsTracker | None:
@@ -109,22 +143,20 @@ def reply_ended(event: events.ReplyEnded) -> None:
         if failovers:
             _live(event, {"type": "failover", "count": failovers, "provider": event.provider})
     tracker = _tracker(event)
-    if tracker is None:
-        return
-    tracker.reply_end(
-        seq=event.seq,
-        status=event.status,
-        provider=event.provider,
-        ttft_ms=event.ttft_ms,
-        duration_ms=event.duration_ms,
-        cached=event.cached,
-        sources=list(event.sources),
-        failovers=failovers,
-        errors=event.errors,
-    )
+    if tracker is not None:
+        tracker.reply_end(
+            seq=event.seq,
+            status=event.status,
+            provider=event.provider,
+            ttft_ms=event.ttft_ms,
+            duration_ms=event.duration_ms,
+            cached=event.cached,
+            sources=list(event.sources),
+            failovers=failovers,
+            errors=event.errors,
+        )
     if not event.copy:
-        tracker.replies.discard(event.seq)
-        _close_if_idle(tracker)
+        _reply_done(event)
 
 
 def feedback_given(event: events.FeedbackGiven) -> None:

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 
 _load = database_sync_to_async(services.session_stats_load)
 _write = database_sync_to_async(services.session_analytics_write)
+_rebuild = database_sync_to_async(services.session_analytics_rebuild)
 
 #: How long the process-wide writer gathers rows before writing them in one statement.
 BATCH_S = 0.5
@@ -200,6 +201,31 @@ class AnalyticsTracker:
             self.timer = None
         self._checkpoint()
 
+    def detach(self) -> None:
+        """The session's last connection here closed while a reply of this process runs.
+
+        Nothing is written from memory any more: without a connection in the session's group,
+        this tracker misses what the session's other processes do. `final_rebuild` writes the
+        row from the database once the reply has ended.
+        """
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def final_rebuild(self) -> None:
+        """Write the row from the stored rows (the replies this tracker waited for are stored)."""
+        if self.stats is not None and self.stats.last_seq == 0 and not self.stats.closed and not self.unsaved:
+            return  # no message yet: not a conversation, nothing to write
+        _spawn(self._rebuild(), name=f"analytics-final-{self.session_pk}")
+
+    async def _rebuild(self) -> None:
+        try:
+            await _rebuild(session_pk=self.session_pk)
+            self.unsaved, self.unsaved_messages = False, 0
+        except Exception:
+            logger.exception("Analytics: final write of session %s failed; recovery will rebuild it", self.session_pk)
+
     # --- writing ---------------------------------------------------------------------------
     def _observe(self, change: Callable[[SessionStats], Any], *, message: bool = False) -> None:
         if self.loading:
@@ -254,9 +280,16 @@ def trackers() -> dict[int, AnalyticsTracker]:
 
 
 def flush_all() -> None:
-    """Checkpoint every open tracker now and let the writer write at once (shutdown)."""
+    """Checkpoint every open tracker now and let the writer write at once (shutdown).
+
+    Detached trackers (see `analytics.subscribers`) are rebuilt from the database instead: the
+    replies they waited for have ended or been interrupted by now.
+    """
     for tracker in list(trackers().values()):
         tracker._checkpoint()
+    waiting = runtime.current().peek("analytics.detached") or {}
+    for session_pk in list(waiting):
+        waiting.pop(session_pk).final_rebuild()
     writer = runtime.current().peek("analytics.writer")
     if writer is not None:
         writer.now.set()

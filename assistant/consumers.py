@@ -29,7 +29,7 @@ from assistant.delivery import PROCESS_ID, Frame, hub, publish, relay
 from assistant.groups import reply_control_group, session_group
 from assistant.protocol import ClientError, frames
 from assistant.ratelimit import TokenBucket, connections, ip_window_take
-from assistant.replies import ReplyJob, orphan_end_frame, registry
+from assistant.replies import ReplyJob, orphan_end_frame, orphan_ended, registry
 from assistant.replies.runtime import request_snapshot, request_stop
 from assistant.selectors import history_message, iso, session_by_public_id, user_message_by_client_id
 from project import runtime
@@ -103,7 +103,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         """
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
+            # Another version's message (a rolling upgrade): not a reason to drop the visitor.
+            logger.warning("Ignored a channel-layer message of unknown type %r", message.get("type"))
+            return
         await handler(message)
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -293,6 +295,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.streams[item["seq"]] = len(item["text"])
         if opened.interrupted:
             await publish(self.group, [orphan_end_frame(item) for item in opened.interrupted])
+            for item in opened.interrupted:
+                await relay(orphan_ended(opened.session, item))
 
     async def _join(self, group: str) -> None:
         """Join a session's group: the layer group before the hub (see `delivery.has_remote_members`)."""
@@ -544,6 +548,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if frame.get("_others") and from_self:
                 continue
             kind = frame["type"]
+            if kind.startswith("_"):
+                continue  # private to other versions' processes (a rolling upgrade): never for clients
             if kind == "reply.start":
                 self.streams.setdefault(frame["seq"], 0)
             elif kind == "reply.delta":

@@ -41,7 +41,9 @@ class Runtime:
     """The background tasks and per-loop state of one event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
+        # Weakly: the loop is the key of `_runtimes`, and a strong reference here would keep
+        # every test's loop (and its trackers and tasks) alive for the whole run.
+        self._loop = weakref.ref(loop)
         self._tasks: dict[asyncio.Task[Any], str] = {}
         self._services: dict[str, asyncio.Task[Any]] = {}
         self._state: dict[str, Any] = {}
@@ -49,6 +51,14 @@ class Runtime:
         self._on_stop: list[tuple[int, Hook]] = []
         #: Set once shutdown began: no new replies, no new service loops.
         self.stopping = False
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop this runtime belongs to."""
+        loop = self._loop()
+        if loop is None:
+            raise RuntimeError("This runtime's event loop is gone.")
+        return loop
 
     # --- tasks -----------------------------------------------------------------------------
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str, kind: str) -> asyncio.Task[Any]:
@@ -102,6 +112,7 @@ class Runtime:
 
     async def cancel(self, kind: str) -> None:
         """Cancel the tasks of `kind` and wait until they have ended (they may clean up)."""
+        await asyncio.sleep(0)  # a task created just now takes its first step, so it can clean up
         tasks = self.tasks(kind)
         for task in tasks:
             task.cancel()

@@ -103,7 +103,7 @@ class GracefulServer(Server):
             instance.cancel()
         if pending:
             logger.info("Shutdown: cancelled %d application instance(s) still running", len(pending))
-        waited = defer.Deferred.fromFuture(asyncio.gather(*pending, return_exceptions=True))
+        waited = defer.Deferred.fromFuture(asyncio.ensure_future(_after_cancelled(pending)))
         waited.addErrback(lambda _: None)
         return waited
 
@@ -246,6 +246,14 @@ class Shutdown:
             hurried.cancel()
         if not task.cancelled() and task.exception() is not None:
             logger.error("Shutdown: %s failed; going on", what, exc_info=task.exception())
+
+
+async def _after_cancelled(pending: list[Any]) -> None:
+    """Wait for cancelled consumers, then (briefly) for the analytics writes their closing started."""
+    await asyncio.gather(*pending, return_exceptions=True)
+    if pending:
+        with contextlib.suppress(Exception):
+            await runtime.current().wait(runtime.ANALYTICS, timeout=HURRY_S)
 
 
 def _running(details: dict[str, Any]) -> bool:

@@ -214,6 +214,9 @@ def decode_frame(text: str) -> dict[str, Any]:
         raise ClientError(INVALID_FIELD, f"'data' may nest at most {MAX_EVENT_DATA_DEPTH} levels.", field="data")
     if data is not None and len(json.dumps(data)) > MAX_EVENT_DATA_BYTES:
         raise ClientError(INVALID_FIELD, f"'data' must be at most {MAX_EVENT_DATA_BYTES} bytes of JSON.", field="data")
+    if data is not None and _has_huge_int(data):
+        # JSON allows any integer; the channel layer's msgpack (and most databases) stop at 64 bits.
+        raise ClientError(INVALID_FIELD, "'data' numbers must fit in 64 bits.", field="data")
     body["type"] = frame_type
     return body
 
@@ -299,6 +302,20 @@ def _depth(value: object) -> int:
             continue
         deepest = max(deepest, level + 1)
     return deepest
+
+
+def _has_huge_int(value: object) -> bool:
+    """Whether an integer outside the signed 64-bit range appears anywhere in `value`."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, int) and not isinstance(item, bool) and not -(2**63) <= item < 2**63:
+            return True
+    return False
 
 
 def _refuse_constant(name: str) -> object:

@@ -22,7 +22,7 @@ from django.conf import settings
 from assistant import delivery, events, protocol, response_cache, services
 from assistant.delivery import Frame, has_remote_members, layer_is_shared
 from assistant.knowledge import SearchHit, get_knowledge_base
-from assistant.models import ChatMessage
+from assistant.models import ChatMessage, ChatSession
 from assistant.protocol import frames
 from assistant.providers.base import PromptMessage, ProviderTimeout, ReplyRequest, TextChunk, UsageReport
 from assistant.providers.local import split_chunks, used_hits
@@ -110,6 +110,8 @@ class ReplyJob:
         #: Whether other processes need this reply's frames (see `has_remote_members`).
         self.remote = False
         self.coalescer = self._new_coalescer()
+        #: A failover's replacement, between its creation and the end of the cut message.
+        self._next: _Segment | None = None
 
     @property
     def seq(self) -> int:
@@ -152,17 +154,19 @@ class ReplyJob:
     async def run(self) -> None:
         """The task body: stream through the provider chain, then store and announce the end."""
         started = time.monotonic()
-        control_channel = await self._join_control_group()
-        # After the join: a tab that joins the session group later reads this reply's row from
-        # the database and asks for a snapshot, which reaches us and switches `remote` on.
-        self.remote = await has_remote_members(self.group)
-        await self._publish([*self.announce, self._start_frame()])
-        for event in self.announce_events:
-            await delivery.send_copy(event, remote=self.remote)
-        checkpoints = asyncio.create_task(self._checkpoint_loop())
         result, hits, router, cache_key = _Result(), (), None, None
+        control_channel: str | None = None
+        checkpoints: asyncio.Task[None] | None = None
         cancelled_by_shutdown = False
-        try:
+        try:  # from the first step: a shutdown may cancel the task at any await, and it still ends
+            control_channel = await self._join_control_group()
+            # After the join: a tab that joins the session group later reads this reply's row from
+            # the database and asks for a snapshot, which reaches us and switches `remote` on.
+            self.remote = await has_remote_members(self.group)
+            await self._publish([*self.announce, self._start_frame()])
+            for event in self.announce_events:
+                await delivery.send_copy(event, remote=self.remote)
+            checkpoints = asyncio.create_task(self._checkpoint_loop())
             async with asyncio.timeout(settings.CHAT_REPLY_TIMEOUT_S + FINISH_GRACE_S):
                 self._generate()
                 hits = tuple(await asyncio.to_thread(self._search))
@@ -219,6 +223,8 @@ class ReplyJob:
             logger.exception("Reply %s of session %s crashed", self.seq, self.session_pk)
             result.status, result.error = self._broken(), protocol.INTERNAL_ERROR
         self._generating = False
+        if self._next is not None:
+            self._switch(self._next)  # cut during a failover: the replacement is what ends now
         if router is not None and not result.provider:
             last = next((attempt for attempt in reversed(router.attempts) if attempt.outcome != "skipped"), None)
             if last is not None:
@@ -236,9 +242,10 @@ class ReplyJob:
         router: Router | None,
         cache_key: str | None,
         control_channel: str | None,
-        checkpoints: asyncio.Task[None],
+        checkpoints: asyncio.Task[None] | None,
     ) -> None:
-        checkpoints.cancel()
+        if checkpoints is not None:
+            checkpoints.cancel()
         await self._finish(result, hits, router)
         if cache_key is not None and router is not None and result.status == ChatMessage.Status.COMPLETE:
             await response_cache.store(
@@ -307,15 +314,22 @@ class ReplyJob:
             )
         )
         # The replacement starts before the cut one ends, for subscribers too: a tracker kept open
-        # for this process's replies must not see a moment with none.
+        # for this process's replies must not see a moment with none. If the task is cancelled
+        # while the cut one is announced, `run` switches to the replacement and ends that.
+        self._next = new
         self._started(new)
         await self._announce_end(outcome, calls)
-        self.segment = new
-        self.segment_pks.append(replacement.pk)
-        self._parts = []
-        self.coalescer = self._new_coalescer()
+        self._switch(new)
         await self._publish([self._start_frame()])
         self._generate()
+
+    def _switch(self, new: _Segment) -> None:
+        """Make the failover's replacement the message being generated."""
+        self._next = None
+        self.segment = new
+        self.segment_pks.append(new.pk)
+        self._parts = []
+        self.coalescer = self._new_coalescer()
 
     def _broken(self) -> str:
         return ChatMessage.Status.INTERRUPTED if self._parts else ChatMessage.Status.FAILED
@@ -393,6 +407,26 @@ class ReplyJob:
         await self._announce_end(outcome, calls)
 
     async def _announce_end(self, outcome: services.ReplyOutcome, calls: list[services.ProviderCallRecord]) -> None:
+        """Tell subscribers (first, synchronously: whatever happens next, they learn of the end),
+        then every tab, then the session's other processes."""
+        ended = events.ReplyEnded(
+            session_pk=self.session_pk,
+            session_id=self.session_id,
+            seq=self.seq,
+            message_id=self.segment.message_id,
+            status=outcome.status,
+            provider=outcome.provider,
+            model=outcome.model,
+            ttft_ms=outcome.ttft_ms,
+            duration_ms=outcome.duration_ms,
+            cached=outcome.cached,
+            sources=tuple(outcome.knowledge_sections),
+            error=outcome.error_code,
+            input_tokens=outcome.input_tokens,
+            output_tokens=outcome.output_tokens,
+            calls=tuple(_call_info(call) for call in calls),
+        )
+        events.publish(ended)
         end_frame = frames.reply_end(
             seq=self.seq,
             message_id=self.segment.message_id,
@@ -413,24 +447,7 @@ class ReplyJob:
             # in the group by now; its snapshot request may come too late to reach us.
             self.remote = await has_remote_members(self.group)
         await self.coalescer.finish(end_frame)
-        ended = events.ReplyEnded(
-            session_pk=self.session_pk,
-            session_id=self.session_id,
-            seq=self.seq,
-            message_id=self.segment.message_id,
-            status=outcome.status,
-            provider=outcome.provider,
-            model=outcome.model,
-            ttft_ms=outcome.ttft_ms,
-            duration_ms=outcome.duration_ms,
-            cached=outcome.cached,
-            sources=tuple(outcome.knowledge_sections),
-            error=outcome.error_code,
-            input_tokens=outcome.input_tokens,
-            output_tokens=outcome.output_tokens,
-            calls=tuple(_call_info(call) for call in calls),
-        )
-        await delivery.relay(ended, remote=self.remote)
+        await delivery.send_copy(ended, remote=self.remote)
 
     async def _publish(self, frames: list[Frame]) -> None:
         await delivery.publish(self.group, frames, origin=self.origin, remote=self.remote)
@@ -496,3 +513,19 @@ def orphan_end_frame(item: frames.HistoryMessage) -> Frame:
     Its `_text` fills the gap of a tab that saw less than the last checkpoint.
     """
     return frames.reply_end(seq=item["seq"], message_id=item["message_id"], status=item["status"], text=item["text"])
+
+
+def orphan_ended(session: ChatSession, item: frames.HistoryMessage) -> events.ReplyEnded:
+    """`ReplyEnded` of a reply whose process died, for the subscribers (it was never announced)."""
+    return events.ReplyEnded(
+        session_pk=session.pk,
+        session_id=str(session.public_id),
+        seq=item["seq"],
+        message_id=item["message_id"],
+        status=item["status"],
+        provider="",
+        model="",
+        ttft_ms=None,
+        duration_ms=None,
+        cached=False,
+    )

@@ -16,9 +16,10 @@ from django.utils import timezone
 
 from analytics import live, tracker
 from analytics.models import ChatAnalytics
+from analytics.subscribers import detached
 from analytics.tracker import trackers
 from assistant import events
-from assistant.models import ChatSession
+from assistant.models import ChatMessage, ChatSession, SessionRating
 from project import runtime
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -112,7 +113,19 @@ async def test_originals_are_announced_to_the_live_feed_once() -> None:
     await live.drain()
 
 
-async def test_a_reply_generated_here_keeps_the_tracker_open_after_the_last_connection_closed() -> None:
+@database_sync_to_async
+def store_turn_and_a_rating_from_another_process(session: ChatSession) -> None:
+    """What the database holds once the reply is stored and another process's tab rated the chat."""
+    user = ChatMessage.objects.create(session=session, seq=1, role="user", text=QUESTION)
+    ChatMessage.objects.create(session=session, seq=2, role="assistant", text="Refunds…", reply_to=user,
+                               provider="local", duration_ms=20)  # fmt: skip
+    SessionRating.objects.create(session=session, score=5, resolved=True)
+    ChatSession.objects.filter(pk=session.pk).update(last_seq=2)
+
+
+async def test_a_reply_outliving_the_last_connection_here_ends_in_a_row_rebuilt_from_the_database() -> None:
+    """The tracker left the session's group with its last connection: it missed what other
+    processes did meanwhile (here a rating), so the row is rebuilt, not written from memory."""
     session = await new_session()
     sid = session.public_id.hex
     events.publish(opened(session))
@@ -120,15 +133,32 @@ async def test_a_reply_generated_here_keeps_the_tracker_open_after_the_last_conn
                                         text=QUESTION))  # fmt: skip
     events.publish(events.ReplyStarted(session_pk=session.pk, session_id=sid, seq=2, message_id="a2", reply_to=1))
     events.publish(events.ConnectionClosed(session_pk=session.pk, session_id=sid, connection="conn-1"))
-    assert session.pk in trackers()  # waiting for its reply
+    assert session.pk not in trackers() and session.pk in detached()  # waiting for its reply
 
+    await store_turn_and_a_rating_from_another_process(session)
     as_copy(reply_end(session, 2))  # a copy is not this process's reply: still waiting
-    assert session.pk in trackers()
+    assert session.pk in detached()
     events.publish(reply_end(session, 2))
-    assert session.pk not in trackers()
+    assert session.pk not in detached()
     await tracker.drain()
     row = await row_of(session)
-    assert row is not None and (row["user_messages"], row["assistant_messages"]) == (1, 1)
+    assert row is not None
+    assert (row["user_messages"], row["assistant_messages"], row["satisfaction_rating"]) == (1, 1, 5)
+
+
+async def test_a_tab_coming_back_while_the_reply_runs_takes_over_from_the_detached_tracker() -> None:
+    session = await new_session()
+    sid = session.public_id.hex
+    events.publish(opened(session))
+    events.publish(events.ReplyStarted(session_pk=session.pk, session_id=sid, seq=2, message_id="a2", reply_to=1))
+    events.publish(events.ConnectionClosed(session_pk=session.pk, session_id=sid, connection="conn-1"))
+    events.publish(dataclasses.replace(opened(session, "conn-2"), created=False))
+    assert session.pk not in detached() and trackers()[session.pk].replies == {2}
+    events.publish(events.ConnectionClosed(session_pk=session.pk, session_id=sid, connection="conn-2"))
+    assert session.pk in detached()  # still waiting for the same reply
+    events.publish(reply_end(session, 2))
+    assert session.pk not in detached()
+    await tracker.drain()
 
 
 async def test_shutdown_flushes_every_open_tracker_before_the_sockets_close(settings) -> None:

@@ -583,3 +583,27 @@ async def test_identity_required_refuses_unsigned_visitors_with_4403(settings) -
         await client.recv()
     assert client.close_code == 4403
     assert await count(ChatSession) == 0
+
+
+async def test_a_reply_cancelled_before_its_first_step_still_ends_interrupted_for_every_party() -> None:
+    """Shutdown cancels replies wherever they are; one cancelled as soon as it was started still
+    stores its end, sends `reply.end` and tells subscribers (no row left `streaming`)."""
+    from assistant import events
+    from project import runtime
+
+    ended: list[events.ReplyEnded] = []
+    events.subscribe(events.ReplyEnded, ended.append)
+    try:
+        client = await connected()
+        welcome = await client.hello()
+        await client.send({"type": "message", "text": "How do I embed the widget?", "client_id": "c1"})
+        await client.recv_type("ack")
+        await runtime.current().cancel(runtime.REPLIES)
+        end = await client.recv_type("reply.end")
+        assert end["status"] == "interrupted"
+        assert [(event.seq, event.status) for event in ended] == [(2, "interrupted")]
+        stored = await messages_of(welcome["session_id"])
+        assert [status for _, _, status, _ in stored] == ["complete", "interrupted"]
+        await client.close()
+    finally:
+        events.bus.unsubscribe(events.ReplyEnded, ended.append)

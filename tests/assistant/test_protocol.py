@@ -248,3 +248,11 @@ def test_error_frame_includes_client_id_and_field_when_set() -> None:
 def test_error_from_decode_carries_field_into_frame() -> None:
     frame = refusal({"type": "rating", "score": 9}).frame()
     assert frame == {"type": "error", "code": "invalid_field", "detail": "'score' must be at most 5.", "field": "score"}
+
+
+@pytest.mark.parametrize("number", [2**63, -(2**63) - 1, 10**30])
+def test_decode_refuses_event_data_numbers_beyond_64_bits_which_the_channel_layer_cannot_carry(number: int) -> None:
+    with pytest.raises(ClientError) as caught:
+        decode_frame(json.dumps({"type": "event", "name": "x", "data": {"deep": [{"n": number}]}}))
+    assert (caught.value.code, caught.value.field) == ("invalid_field", "data")
+    assert decode_frame(json.dumps({"type": "event", "name": "x", "data": {"n": 2**63 - 1}}))["data"]["n"] == 2**63 - 1
