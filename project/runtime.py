@@ -197,6 +197,21 @@ def current() -> Runtime:
     return runtime
 
 
+def honour_lost_cancel() -> None:
+    """Raise `CancelledError` in a task whose cancel was requested but never arrived.
+
+    On Python 3.11 `asyncio.wait_for` returns its inner result when a cancel lands in the same
+    loop iteration as that result, and the cancel is gone (CPython gh-86296, fixed in 3.12).
+    redis-py wraps every socket write in `wait_for`, so with the Redis layer a shutdown's cancel
+    that reached a reply during a group_add or a publish vanished and the reply ran to its end.
+    The task's cancel count still records the request: long tasks call this at their
+    checkpoints (each chunk of a reply), and the cancel takes effect at the next one.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 def on_new_runtime(setup: Callable[[Runtime], None]) -> None:
     """Call `setup` for every event loop's runtime (apps register hooks from `AppConfig.ready`)."""
     _setups.append(setup)

@@ -30,6 +30,7 @@ from assistant.providers.registry import provider_chain
 from assistant.providers.router import AllProvidersFailed, Broken, Router
 from assistant.replies.coalescer import DeltaCoalescer
 from assistant.replies.runtime import control
+from project import runtime
 
 logger = logging.getLogger(__name__)
 
@@ -142,10 +143,11 @@ class ReplyJob:
             self.task.cancel()
 
     def _generate(self) -> None:
-        """Generation (re)starts: a `stop` that came meanwhile takes effect now."""
+        """Generation (re)starts: a `stop` or a cancel that came meanwhile takes effect now."""
         self._generating = True
         if self._stop_requested:
             raise asyncio.CancelledError
+        runtime.honour_lost_cancel()
 
     def snapshot_frame(self) -> Frame:
         """The whole text so far, for a connection that joined mid-reply."""
@@ -193,6 +195,7 @@ class ReplyJob:
                 events = router.stream(request, deadline=started + settings.CHAT_REPLY_TIMEOUT_S)
                 async with contextlib.aclosing(events):  # the router settles its breaker permits on close
                     async for event in events:
+                        runtime.honour_lost_cancel()
                         if isinstance(event, TextChunk):
                             self._append(event.text)
                         elif isinstance(event, UsageReport):
@@ -272,6 +275,7 @@ class ReplyJob:
         for index, chunk in enumerate(split_chunks(cached.text, settings.LOCAL_CHUNK_WORDS)):
             if index and delay_s:
                 await asyncio.sleep(delay_s)
+            runtime.honour_lost_cancel()
             self._append(chunk)
         result.provider, result.model, result.cached = cached.provider, cached.model, True
         result.usage = UsageReport(input_tokens=0, output_tokens=0)

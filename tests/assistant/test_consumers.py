@@ -585,11 +585,52 @@ async def test_identity_required_refuses_unsigned_visitors_with_4403(settings) -
     assert await count(ChatSession) == 0
 
 
-async def test_a_reply_cancelled_before_its_first_step_still_ends_interrupted_for_every_party() -> None:
+async def test_a_shutdown_cancel_lost_in_a_layer_call_still_interrupts_the_reply(monkeypatch) -> None:
+    """With the Redis layer, a reply's group_add and publishes go through redis-py's
+    `asyncio.wait_for`, which on Python 3.11 drops a cancel that lands as the command returns
+    (CPython gh-86296). CI saw it: a reply cancelled by shutdown ran to `complete`. Here one of
+    the reply's layer calls is replaced by that same `wait_for` race, so it happens every time."""
+    from assistant.replies import job
+    from project import runtime
+
+    gates: list[asyncio.Future[bool]] = []
+
+    async def layer_call(group: str) -> bool:
+        if gates:
+            return False  # only the reply's first layer call races
+        gates.append(asyncio.get_running_loop().create_future())
+        return await asyncio.wait_for(gates[-1], 5)
+
+    monkeypatch.setattr(job, "has_remote_members", layer_call)
+    client = await connected()
+    welcome = await client.hello()
+    await client.send({"type": "message", "text": "How do I embed the widget?", "client_id": "c1"})
+    await client.recv_type("ack")
+    for _ in range(500):
+        if gates:
+            break
+        await asyncio.sleep(0.01)
+    [reply] = runtime.current().tasks(runtime.REPLIES)
+    gates[0].set_result(False)
+    reply.cancel()  # in the same loop iteration as the layer's answer
+    await asyncio.gather(reply, return_exceptions=True)
+    end = await client.recv_type("reply.end")
+    assert end["status"] == "interrupted"
+    stored = await messages_of(welcome["session_id"])
+    assert [status for _, _, status, _ in stored] == ["complete", "interrupted"]
+    await client.close()
+
+
+async def test_a_reply_cancelled_before_its_first_step_still_ends_interrupted_for_every_party(settings) -> None:
     """Shutdown cancels replies wherever they are; one cancelled as soon as it was started still
     stores its end, sends `reply.end` and tells subscribers (no row left `streaming`)."""
     from assistant import events
     from project import runtime
+
+    # The `ack` is sent before the reply task starts (with the Redis layer the consumer is still
+    # copying it to other tabs when the client reads it): wait for the task, and keep the reply
+    # slow enough that it cannot finish before the cancel arrives.
+    settings.LOCAL_TOKEN_DELAY_MS = 200
 
     ended: list[events.ReplyEnded] = []
     events.subscribe(events.ReplyEnded, ended.append)
@@ -598,6 +639,10 @@ async def test_a_reply_cancelled_before_its_first_step_still_ends_interrupted_fo
         welcome = await client.hello()
         await client.send({"type": "message", "text": "How do I embed the widget?", "client_id": "c1"})
         await client.recv_type("ack")
+        for _ in range(500):
+            if runtime.current().tasks(runtime.REPLIES):
+                break
+            await asyncio.sleep(0.01)
         await runtime.current().cancel(runtime.REPLIES)
         end = await client.recv_type("reply.end")
         assert end["status"] == "interrupted"

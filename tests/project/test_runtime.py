@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+
+import pytest
 
 from project import runtime
 from project.runtime import Runtime
@@ -18,6 +21,37 @@ async def test_spawned_tasks_are_kept_by_kind_until_they_end() -> None:
     await rt.wait(runtime.REPLIES)
     await rt.wait(runtime.TITLES)
     assert rt.tasks() == []
+
+
+async def test_a_cancel_lost_inside_wait_for_is_honoured_at_the_next_checkpoint() -> None:
+    """redis-py wraps its socket writes in `asyncio.wait_for`; on Python 3.11 a cancel that lands
+    as the awaited result arrives is dropped there (CPython gh-86296). The task's cancel count
+    still shows it, and `honour_lost_cancel` raises it at the next checkpoint."""
+    gate = asyncio.get_running_loop().create_future()
+    reached: list[str] = []
+
+    async def body() -> None:
+        await asyncio.wait_for(gate, 5)
+        reached.append("past wait_for")
+        runtime.honour_lost_cancel()
+        reached.append("past the checkpoint")
+
+    task = asyncio.create_task(body())
+    await asyncio.sleep(0)  # the task now waits inside wait_for
+    gate.set_result(None)
+    task.cancel()  # in the same loop iteration as the result
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert "past the checkpoint" not in reached
+    if sys.version_info < (3, 12):
+        assert reached == ["past wait_for"]  # the race this guards against is real here
+
+
+async def test_honour_lost_cancel_does_nothing_in_a_task_that_was_not_cancelled() -> None:
+    runtime.honour_lost_cancel()
+    task = asyncio.create_task(asyncio.sleep(0.01))
+    await task  # a stop that was handled (`uncancel`) leaves the count at zero as well
+    runtime.honour_lost_cancel()
 
 
 async def test_drain_lets_replies_finish_within_the_grace_and_cancels_the_rest() -> None:
