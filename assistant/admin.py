@@ -6,7 +6,16 @@ from django.contrib import admin
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
-from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, ProviderCall, SessionRating
+from assistant.models import (
+    ChatEvent,
+    ChatMessage,
+    ChatSession,
+    ContactRequest,
+    Feedback,
+    Handoff,
+    ProviderCall,
+    SessionRating,
+)
 
 
 class ChatMessageInline(admin.TabularInline):
@@ -121,4 +130,44 @@ class ProviderCallAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: ProviderCall | None = None) -> bool:
         """Rows are an audit trail."""
+        return False
+
+
+@admin.register(ContactRequest)
+class ContactRequestAdmin(admin.ModelAdmin):
+    """Contact details visitors left when nobody could answer: someone has to call them back."""
+
+    list_display = ("email", "name", "created_at", "handled_at", "session")
+    list_filter = ("handled_at",)
+    search_fields = ("email", "name", "message")
+    readonly_fields = ("session", "email", "name", "message", "created_at")
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(Handoff)
+class HandoffAdmin(admin.ModelAdmin):
+    """Requests for a person, for audit; the desk changes them, never this page."""
+
+    list_display = ("session", "outcome", "agent", "requested_at", "assigned_at", "first_response_at", "ended_at")
+    list_filter = ("outcome",)
+    readonly_fields = (
+        "session",
+        "reason",
+        "requested_at",
+        "requested_after_seq",
+        "agent",
+        "assigned_at",
+        "first_response_at",
+        "ended_at",
+        "outcome",
+    )
+    date_hierarchy = "requested_at"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Handoff | None = None) -> bool:
         return False

@@ -26,7 +26,9 @@ from django.conf import settings
 from assistant import events, protocol, services, titles
 from assistant.access import client_ip, header, origin_allowed, verify_identity
 from assistant.delivery import PROCESS_ID, Frame, hub, publish, relay
+from assistant.feedback import VisitorFeedback
 from assistant.groups import reply_control_group, session_group
+from assistant.handoff.visitor import VisitorHandoff
 from assistant.protocol import ClientError, frames
 from assistant.ratelimit import TokenBucket, connections, ip_window_take
 from assistant.replies import ReplyJob, orphan_end_frame, orphan_ended, registry
@@ -44,10 +46,7 @@ _session_open = database_sync_to_async(services.session_open)
 _session_materialize = database_sync_to_async(services.session_materialize)
 _session_by_public_id = database_sync_to_async(session_by_public_id)
 _turn_begin = database_sync_to_async(services.turn_begin)
-_feedback_upsert = database_sync_to_async(services.feedback_upsert)
-_session_rate = database_sync_to_async(services.session_rate)
 _session_end = database_sync_to_async(services.session_end)
-_event_record = database_sync_to_async(services.event_record)
 _user_message_by_client_id = database_sync_to_async(user_message_by_client_id)
 
 
@@ -57,7 +56,7 @@ _user_message_by_client_id = database_sync_to_async(user_message_by_client_id)
 BACKSTOP_BURST_FACTOR = 2
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(VisitorHandoff, VisitorFeedback, AsyncWebsocketConsumer):
     """One visitor connection to one chat session."""
 
     session: ChatSession | None = None  # pending (no row yet) while `session.pk` is None
@@ -291,6 +290,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # The stored text is a checkpoint; ask the generating process for the rest.
             self.streams[item["seq"]] = len(item["text"])
             await self._request_snapshot(item["seq"], [])
+        await self.send_handoff_status(opened.session)
         for item in opened.interrupted:  # replies of a dead process, ended just now: tell every tab
             self.streams[item["seq"]] = len(item["text"])
         if opened.interrupted:
@@ -407,7 +407,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_ack(user)
         if turn.duplicate:
             self.message_bucket.refund()
-        if turn.duplicate or turn.assistant_message is None:
+            return
+        if turn.assistant_message is None:  # a person answers this visitor now
+            await self.announce_human_turn(session, turn, text)
             return
         stored = events.MessageStored(
             session_pk=session.pk,
@@ -455,81 +457,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return  # still pending: no reply anywhere
         await request_stop(self.session.pk, self.session.public_id)
 
-    async def handle_feedback(self, frame: dict[str, Any]) -> None:
-        """Upsert thumbs up/down on an assistant reply; every tab sees `feedback.ack`."""
-        assert self.session is not None and self.group is not None
-        if (await self._current()).pk is None:
-            raise ClientError(protocol.NOT_FOUND, "No assistant reply with that message_id in this session.")
-        feedback = await _feedback_upsert(
-            session=self.session,
-            message_id=frame["message_id"],
-            rating=frame["rating"],
-            reason=frame.get("reason", ""),
-            comment=frame.get("comment", ""),
-        )
-        await self.send_frame(frames.feedback_ack(message_id=frame["message_id"], rating=feedback.rating))
-        await publish(
-            self.group,
-            [frames.feedback_ack(message_id=frame["message_id"], rating=feedback.rating, others=True)],
-            origin=self.channel_name,
-        )
-        await relay(
-            events.FeedbackGiven(
-                session_pk=self.session.pk,
-                session_id=str(self.session.public_id),
-                message_id=frame["message_id"],
-                rating=feedback.rating,
-            )
-        )
-
-    async def handle_rating(self, frame: dict[str, Any]) -> None:
-        """Store the end-of-chat survey."""
-        assert self.session is not None and self.group is not None
-        session = await self._materialize()
-        await _session_rate(
-            session=session,
-            score=frame["score"],
-            resolved=frame.get("resolved"),
-            comment=frame.get("comment", ""),
-        )
-        await self.send_frame(frames.rating_ack())
-        await relay(
-            events.SessionRated(
-                session_pk=session.pk,
-                session_id=str(session.public_id),
-                score=frame["score"],
-                resolved=frame.get("resolved"),
-                comment=frame.get("comment", ""),
-            )
-        )
-
-    async def handle_event(self, frame: dict[str, Any]) -> None:
-        """Record a visitor action (no reply frame: events are fire-and-forget for the widget).
-
-        Bounded twice: CHAT_EVENT_RATE_LIMIT_PER_MINUTE per connection (`rate_limited`) and
-        CHAT_EVENTS_PER_SESSION in all (`limit_reached`, from the service).
-        """
-        assert self.session is not None and self.group is not None
-        wait = self.event_bucket.take()
-        if wait is not None:
-            raise ClientError(protocol.RATE_LIMITED, "Too many events; slow down.", retry_after=wait)
-        session = await self._materialize()
-        await _event_record(session=session, name=frame["name"], data=frame.get("data") or {})
-        await relay(
-            events.VisitorEvent(
-                session_pk=session.pk,
-                session_id=str(session.public_id),
-                name=frame["name"],
-                data=frame.get("data") or {},
-            )
-        )
-
     async def handle_end(self, frame: dict[str, Any]) -> None:
         """Close the session; every tab gets `ended` (a pending session has nothing to close)."""
         assert self.session is not None and self.group is not None
         session = await self._current()
         if session.pk is not None:
             await _session_end(session=session)
+            await self.abandon_handoff(session)
         await publish(self.group, [frames.ended()])
         if session.pk is not None:
             await relay(events.SessionEnded(session_pk=session.pk, session_id=str(session.public_id)))

@@ -213,6 +213,38 @@ class VisitorEvent(ChatEvent):
     data: dict[str, Any] = field(default_factory=dict)
 
 
+# --- human handoff ----------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandoffRequested(ChatEvent):
+    """The visitor asked for a person: `state` is `waiting` (queued) or `unavailable` (nobody now)."""
+
+    relayed: ClassVar[bool] = True
+
+    reason: str
+    state: str
+    requested_at: str  # ISO 8601
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandoffChanged(ChatEvent):
+    """A person claimed, transferred, released, handed back or resolved the conversation."""
+
+    relayed: ClassVar[bool] = True
+
+    state: str  # the session's handoff state now: ai | waiting | assigned | resolved
+    previous_state: str
+    agent_id: int | None
+    agent_name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContactLeft(ChatEvent):
+    """The visitor left contact details for a person to answer later."""
+
+    contact_id: int
+    email: str
+
+
 EVENT_TYPES: dict[str, type[ChatEvent]] = {
     cls.__name__: cls
     for cls in (
@@ -226,6 +258,9 @@ EVENT_TYPES: dict[str, type[ChatEvent]] = {
         FeedbackGiven,
         SessionRated,
         VisitorEvent,
+        HandoffRequested,
+        HandoffChanged,
+        ContactLeft,
     )
 }
 

@@ -15,6 +15,11 @@ def reply_control_group(public_id: uuid.UUID | str) -> str:
     return f"chat.control.{uuid.UUID(str(public_id)).hex}"
 
 
+def desk_session_group(public_id: uuid.UUID | str) -> str:
+    """Agent desk connections watching one conversation, in any process, join this group."""
+    return f"desk.session.{uuid.UUID(str(public_id)).hex}"
+
+
 def analytics_live_group() -> str:
     """Staff dashboards, in any process, join this group for live session events."""
     return "analytics.live"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -50,12 +51,32 @@ class ChatSession(models.Model):
         max_length=32, null=True, blank=True, help_text="The server process that last served this session."
     )
 
+    class Handoff(models.TextChoices):
+        AI = "ai", "The assistant answers"
+        WAITING = "waiting", "Waiting for a person"
+        ASSIGNED = "assigned", "A person answers"
+        RESOLVED = "resolved", "Resolved by a person"
+
+    #: Who answers now. Kept on the session row, not only on `Handoff`, because every turn
+    #: already locks this row: a claim and a visitor message are ordered by that lock, so a
+    #: message either starts an AI reply before the takeover or none after it.
+    handoff_state = models.CharField(max_length=16, choices=Handoff.choices, default=Handoff.AI)
+    assigned_agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_sessions"
+    )
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
             models.Index(fields=["created_at"], name="chatsession_created_idx"),
             models.Index(fields=["status", "last_seen_at"], name="chatsession_status_seen_idx"),
             models.Index(fields=["user_type", "created_at"], name="chatsession_usertype_idx"),
+            # The desk's queue reads the few sessions a person is (or should be) on.
+            models.Index(
+                fields=["handoff_state", "updated_at"],
+                condition=Q(handoff_state__in=["waiting", "assigned"]),
+                name="chatsession_handoff_idx",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -87,6 +108,17 @@ class ChatMessage(models.Model):
     # NULL, not "", for "no client id": the partial unique constraint must ignore those rows.
     client_id = models.CharField(max_length=64, null=True, blank=True, help_text="Visitor's idempotency key.")  # noqa: DJ001
     reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replies")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="chat_messages",
+        help_text="The person who wrote an `agent` message.",
+    )
+    author_name = models.CharField(
+        max_length=150, blank=True, help_text="The name shown to the visitor, kept if the account goes."
+    )
     retry_of = models.ForeignKey(
         "self",
         null=True,
@@ -264,3 +296,89 @@ class ServerProcess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.id[:8]} (pid {self.pid} on {self.host.split('|', 1)[0]})"
+
+
+class Handoff(models.Model):
+    """One request for a person in a session, from asking to the end of the person's part.
+
+    A session may have several (handed back to the AI, then asked again); the analytics of
+    human support (time to first human response, resolution time, per agent) read these rows.
+    """
+
+    class Outcome(models.TextChoices):
+        OPEN = "open", "Open"
+        RESOLVED = "resolved", "Resolved by the person"
+        HANDED_BACK = "handed_back", "Handed back to the assistant"
+        UNAVAILABLE = "unavailable", "No person was available"
+        ABANDONED = "abandoned", "The visitor left before a person came"
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="handoffs")
+    reason = models.CharField(max_length=200, blank=True)
+    requested_at = models.DateTimeField()
+    requested_after_seq = models.PositiveIntegerField(default=0, help_text="The session's last seq when asked.")
+    agent = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="handoffs"
+    )
+    assigned_at = models.DateTimeField(null=True, blank=True, help_text="First claimed by a person.")
+    first_response_at = models.DateTimeField(null=True, blank=True, help_text="The first agent message.")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OPEN)
+
+    class Meta:
+        permissions = [("use_desk", "Can answer visitors at the agent desk")]
+        constraints = [
+            # At most one open handoff per session: asking twice returns the open one.
+            models.UniqueConstraint(fields=["session"], condition=Q(outcome="open"), name="handoff_one_open_uniq"),
+        ]
+        indexes = [models.Index(fields=["requested_at"], name="handoff_requested_idx")]
+
+    def __str__(self) -> str:
+        return f"Handoff in {self.session} ({self.outcome})"
+
+
+class InternalNote(models.Model):
+    """A note between agents on a conversation; never sent to the visitor."""
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    author_name = models.CharField(max_length=150, blank=True)
+    text = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["session_id", "created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Note by {self.author_name} in {self.session}"
+
+
+class ContactRequest(models.Model):
+    """Contact details a visitor left (offline form, or the pre-chat form)."""
+
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="contact_requests")
+    email = models.EmailField(max_length=254)
+    name = models.CharField(max_length=255, blank=True)
+    message = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    handled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], name="contactrequest_created_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.email} from {self.session}"
+
+
+class AgentPresence(models.Model):
+    """Whether a person at the desk takes new conversations, and when the desk last heard them.
+
+    Available means "switched on and connected recently": a desk that closed without saying so
+    stops counting after `DESK_PRESENCE_TTL_S`, so visitors are not left waiting for nobody.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="desk_presence")
+    available = models.BooleanField(default=False)
+    seen_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.user} ({'available' if self.available else 'away'})"

@@ -45,8 +45,10 @@ def history_message(message: ChatMessage) -> HistoryMessage:
         "status": message.status,  # type: ignore[typeddict-item]
         "created_at": iso(message.created_at),
     }
-    if message.client_id:
-        item["client_id"] = message.client_id
+    if message.client_id and message.role == ChatMessage.Role.USER:
+        item["client_id"] = message.client_id  # an agent's desk key is not the visitor's business
+    if message.role == ChatMessage.Role.AGENT:
+        item["author"] = {"name": message.author_name}
     if message.reply_to_id is not None and message.reply_to is not None:
         item["reply_to"] = message.reply_to.seq
     if message.retry_of_id is not None and message.retry_of is not None:

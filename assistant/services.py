@@ -29,6 +29,8 @@ if TYPE_CHECKING:
     from assistant.providers.router import Attempt
 
 TITLE_CHARS = 60
+#: Agents' idempotency keys share the column with visitors' (`desk:<user>:<key>`): visitors may not use it.
+DESK_CLIENT_PREFIX = "desk:"
 PROMPT_HISTORY_TURNS = 20
 
 
@@ -303,18 +305,25 @@ def turn_begin(*, session: ChatSession, text: str, client_id: str) -> TurnStarte
     """Store the visitor message and the assistant placeholder, or return the earlier ack.
 
     One transaction, in hand-written SQL (`assistant.sql`: this runs on every turn). Allocating
-    the two seqs comes first because it takes the session row's write lock: concurrent turns
-    of the same session (other tabs, a resend of the same `client_id`) queue there, so the
-    check that follows sees whatever those committed. A repeated `client_id` returns the
-    original message and starts no second reply; both refusals roll the allocation back.
+    the seqs comes first because it takes the session row's write lock: concurrent turns of the
+    same session (other tabs, a resend of the same `client_id`) and a desk's claim queue there,
+    so what follows sees whatever those committed. A repeated `client_id` returns the original
+    message, no second reply; refusals roll back. While a person answers: no AI reply.
     """
+    if client_id.startswith(DESK_CLIENT_PREFIX):
+        raise ClientError(
+            protocol.INVALID_FIELD, f"'client_id' may not begin with {DESK_CLIENT_PREFIX!r}.", field="client_id"
+        )
     now = timezone.now()
+    assistant_message: ChatMessage | None = None
+    history: list[tuple[str, str]] = []
     with transaction.atomic():
         allocated = sql.allocate_turn(session_pk=session.pk, title=make_title(text), now=now)
         if allocated is None:
             raise ClientError(protocol.SESSION_NOT_FOUND, "This session no longer exists.")
-        last_seq, title = allocated
-        user_seq = last_seq - 1
+        last_seq, title, handoff_state = allocated
+        human = handoff_state == ChatSession.Handoff.ASSIGNED
+        user_seq = last_seq if human else last_seq - 1
         conflicts = sql.turn_conflicts(
             session_pk=session.pk,
             client_id=client_id,
@@ -326,40 +335,35 @@ def turn_begin(*, session: ChatSession, text: str, client_id: str) -> TurnStarte
             original = ChatMessage.objects.get(pk=duplicate)
             transaction.set_rollback(True)
             return TurnStarted(user_message=original, assistant_message=None, duplicate=True, history=[])
-        orphans = [
-            row.pk for row in conflicts if liveness.reply_orphaned(row.owner, stale=row.stale, silent=row.silent)
-        ]
-        if len(orphans) < len(conflicts):
-            raise ClientError(
-                protocol.REPLY_IN_PROGRESS,
-                "Wait for the current reply to finish, or send 'stop' first.",
-                client_id=client_id,
-            )
-        _interrupt(orphans, now)  # every streaming row belongs to a dead process
+        if not human:  # a reply being stopped by a takeover does not hold up the visitor
+            orphans = [
+                row.pk for row in conflicts if liveness.reply_orphaned(row.owner, stale=row.stale, silent=row.silent)
+            ]
+            if len(orphans) < len(conflicts):
+                raise ClientError(
+                    protocol.REPLY_IN_PROGRESS,
+                    "Wait for the current reply to finish, or send 'stop' first.",
+                    client_id=client_id,
+                )
+            _interrupt(orphans, now)  # every streaming row belongs to a dead process
         user_message = sql.insert_message(
             ChatMessage(session=session, seq=user_seq, role=ChatMessage.Role.USER, text=text, client_id=client_id)
         )
-        assistant_message = sql.insert_message(
-            ChatMessage(
-                session=session,
-                seq=last_seq,
-                role=ChatMessage.Role.ASSISTANT,
-                status=ChatMessage.Status.STREAMING,
-                reply_to=user_message,
-                owner=liveness.PROCESS_ID,
+        if not human:
+            assistant_message = sql.insert_message(
+                ChatMessage(
+                    session=session,
+                    seq=last_seq,
+                    role=ChatMessage.Role.ASSISTANT,
+                    status=ChatMessage.Status.STREAMING,
+                    reply_to=user_message,
+                    owner=liveness.PROCESS_ID,
+                )
             )
-        )
-        history = (
-            prompt_history(session_id=session.pk, before_seq=user_seq, limit=PROMPT_HISTORY_TURNS)
-            if user_seq > 1
-            else []
-        )
-    session.title, session.status, session.closed_at, session.last_seq = (
-        title,
-        ChatSession.Status.ACTIVE,
-        None,
-        last_seq,
-    )
+            if user_seq > 1:
+                history = prompt_history(session_id=session.pk, before_seq=user_seq, limit=PROMPT_HISTORY_TURNS)
+    session.title, session.status, session.closed_at = title, ChatSession.Status.ACTIVE, None
+    session.last_seq, session.handoff_state = last_seq, handoff_state
     return TurnStarted(user_message=user_message, assistant_message=assistant_message, duplicate=False, history=history)
 
 

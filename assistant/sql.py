@@ -77,23 +77,28 @@ def allocate_seq(*, session_pk: int) -> int:
     return rows[0][0]
 
 
-def allocate_turn(*, session_pk: int, title: str, now: datetime) -> tuple[int, str] | None:
-    """Reserve two seqs, reopen the session and title it once; None if the session is gone.
+def allocate_turn(*, session_pk: int, title: str, now: datetime) -> tuple[int, str, str] | None:
+    """Reserve the turn's seqs, reopen the session and title it once; None if the session is gone.
 
-    One `UPDATE … RETURNING`, which takes the session row's write lock until commit.
-    Returns the new `last_seq` and the session's title.
+    One `UPDATE … RETURNING`, which takes the session row's write lock until commit. Two seqs
+    (the visitor's message and the assistant's reply), or one while a person answers the
+    visitor (`handoff_state = 'assigned'`: no AI reply). Returns the new `last_seq`, the
+    session's title and its handoff state, all as of this lock.
     """
     quote = shared.quote
     table = quote(ChatSession._meta.db_table)
     stamp = connection.ops.adapt_datetimefield_value(now)
+    state = quote("handoff_state")
     rows = shared.execute(
-        f"UPDATE {table} SET {quote('last_seq')} = {quote('last_seq')} + 2, {quote('last_seen_at')} = %s, "
+        f"UPDATE {table} SET {quote('last_seq')} = {quote('last_seq')} + "
+        f"CASE WHEN {state} = %s THEN 1 ELSE 2 END, {quote('last_seen_at')} = %s, "
         f"{quote('updated_at')} = %s, {quote('status')} = %s, {quote('closed_at')} = NULL, "
         f"{quote('title')} = CASE WHEN {quote('title')} = '' THEN %s ELSE {quote('title')} END, "
-        f"{quote('served_by')} = %s WHERE {quote('id')} = %s RETURNING {quote('last_seq')}, {quote('title')}",
-        [stamp, stamp, ChatSession.Status.ACTIVE, title, PROCESS_ID, session_pk],
+        f"{quote('served_by')} = %s WHERE {quote('id')} = %s "
+        f"RETURNING {quote('last_seq')}, {quote('title')}, {state}",
+        [ChatSession.Handoff.ASSIGNED, stamp, stamp, ChatSession.Status.ACTIVE, title, PROCESS_ID, session_pk],
     )
-    return (rows[0][0], rows[0][1]) if rows else None
+    return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
 
 @functools.cache

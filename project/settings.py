@@ -282,6 +282,10 @@ if PROCESS_DEAD_AFTER_S < 3 * PROCESS_HEARTBEAT_S:
 # Graceful shutdown (docs/security.md, "Graceful shutdown and rolling restarts"): on SIGTERM,
 # `manage.py serve` lets replies in flight run this long, then interrupts the rest.
 SHUTDOWN_GRACE_S = env.decimal("SHUTDOWN_GRACE_S", 20.0, minimum=0)
+# Human handoff (docs/desk.md): an agent who switched "available" on counts as available while
+# their desk was heard from within this many seconds (a closed laptop stops counting).
+CHAT_TYPING_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_TYPING_RATE_LIMIT_PER_MINUTE", 30, minimum=1, maximum=600)
+DESK_PRESENCE_TTL_S = env.decimal("DESK_PRESENCE_TTL_S", 90.0, minimum=5, maximum=3600)
 CHAT_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_RATE_LIMIT_PER_MINUTE", 20, minimum=1)
 CHAT_RATE_LIMIT_BURST = env.integer("CHAT_RATE_LIMIT_BURST", 5, minimum=1)
 CHAT_IP_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_IP_RATE_LIMIT_PER_MINUTE", 60, minimum=1)

@@ -62,6 +62,10 @@ NOT_FOUND = "not_found"
 PROVIDER_UNAVAILABLE = "provider_unavailable"
 REPLY_TIMEOUT = "reply_timeout"
 INTERNAL_ERROR = "internal_error"
+#: Desk: another agent claimed the conversation first.
+ALREADY_CLAIMED = "already_claimed"
+#: Desk: the conversation is someone else's (or the user may not use the desk).
+FORBIDDEN = "forbidden"
 #: A per-session quota (for example events per session) is used up; no retry will help.
 LIMIT_REACHED = "limit_reached"
 #: `reply.end.error` of a reply cut mid-stream by its provider; another provider's reply follows.
@@ -175,6 +179,14 @@ FRAME_FIELDS: dict[str, dict[str, Field]] = {
     },
     "end": {},
     "ping": {},
+    # Human handoff (docs/desk.md).
+    "handoff": {"reason": Field(str, max_length=200)},
+    "contact": {
+        "email": Field(str, required=True, max_length=254),
+        "name": Field(str, max_length=255),
+        "message": Field(str, max_length=2000),
+    },
+    "typing": {"state": Field(str, required=True, choices=("start", "stop"))},
 }
 NESTED_FIELDS: dict[tuple[str, str], dict[str, Field]] = {
     ("hello", "page"): _PAGE_FIELDS,

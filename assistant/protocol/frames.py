@@ -30,6 +30,10 @@ class FeedbackState(TypedDict):
     comment: str
 
 
+class Author(TypedDict):
+    name: str
+
+
 class HistoryMessage(TypedDict):
     seq: int
     message_id: str
@@ -41,6 +45,8 @@ class HistoryMessage(TypedDict):
     feedback: NotRequired[FeedbackState]
     reply_to: NotRequired[int]
     retry_of: NotRequired[int]
+    #: Who wrote an `agent` message (only its display name reaches the visitor).
+    author: NotRequired[Author]
 
 
 class WelcomeConfig(TypedDict):
@@ -242,6 +248,44 @@ def ended() -> Frame:
 def pong() -> Frame:
     """`pong`: the answer to `ping`."""
     return {"type": "pong"}
+
+
+def handoff_status(
+    *,
+    state: str,
+    position: int | None = None,
+    agent_name: str | None = None,
+    wait_estimate_s: int | None = None,
+) -> Frame:
+    """`handoff.status`: where the visitor's request for a person stands (every tab shows it).
+
+    `state` is `waiting` (with its queue `position` and, when known, `wait_estimate_s`),
+    `assigned` (with the person's `agent.name`), `unavailable` (nobody can answer now) or
+    `ended` (the person handed back to the assistant or resolved the conversation).
+    """
+    frame: Frame = {"type": "handoff.status", "state": state}
+    if position is not None:
+        frame["position"] = position
+    if agent_name is not None:
+        frame["agent"] = {"name": agent_name}
+    if wait_estimate_s is not None:
+        frame["wait_estimate_s"] = wait_estimate_s
+    return frame
+
+
+def typing(*, state: str, name: str) -> Frame:
+    """`typing`: the person answering the visitor started or stopped typing."""
+    return {"type": "typing", "role": "agent", "state": state, "name": name}
+
+
+def visitor_typing(*, session_id: str, state: str) -> Frame:
+    """`typing` on the desk: the visitor of `session_id` started or stopped typing."""
+    return {"type": "typing", "session_id": session_id, "role": "user", "state": state}
+
+
+def contact_ack() -> Frame:
+    """`contact.ack`: the visitor's contact details are stored."""
+    return {"type": "contact.ack"}
 
 
 def snapshot(*, seq: int, text: str) -> Frame:

@@ -132,3 +132,32 @@ def test_admin_changelist_redirects_anonymous_visitor_to_login(client: Client, c
     response = client.get(changelist("chatsession"))
     assert response.status_code == 302
     assert response["Location"].startswith(reverse("admin:login"))
+
+
+@pytest.mark.parametrize("model", ["contactrequest", "handoff"])
+def test_handoff_records_list_and_open_for_superuser_without_editing_what_happened(
+    admin_client: Client, conversation: Conversation, model: str
+) -> None:
+    from django.utils import timezone
+
+    from assistant.models import ContactRequest, Handoff
+
+    record = (
+        ContactRequest.objects.create(session=conversation.session, email="ana@example.com", message="Call me")
+        if model == "contactrequest"
+        else Handoff.objects.create(session=conversation.session, reason="billing", requested_at=timezone.now())
+    )
+    assert admin_client.get(changelist(model)).status_code == 200
+    page = admin_client.get(change(model, record.pk))
+    assert page.status_code == 200 and b'name="email"' not in page.content  # what the visitor said is fixed
+    if model == "contactrequest":
+        assert b'name="handled_at_0"' in page.content  # staff mark a call-back as done
+    else:
+        assert b'name="_save"' not in page.content
+    assert admin_client.get(reverse(f"admin:assistant_{model}_add")).status_code == 403
+
+
+def test_handoff_records_are_not_shown_to_anonymous_visitors(client: Client) -> None:
+    for model in ("contactrequest", "handoff"):
+        response = client.get(changelist(model))
+        assert response.status_code == 302 and "/login/" in response["Location"]

@@ -10,7 +10,7 @@ from assistant.protocol import frames
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Channel-layer messages between consumers and processes; never sent to a client.
-LAYER_MESSAGES = {"chat.frames", "chat.event", "chat.stop", "chat.snapshot_request", "control.close"}
+LAYER_MESSAGES = {"chat.frames", "chat.event", "chat.stop", "chat.snapshot_request", "control.close", "desk.frame"}
 
 
 def keys_of(typed_dict: type) -> tuple[set[str], set[str]]:

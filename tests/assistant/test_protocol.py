@@ -107,7 +107,8 @@ def test_decode_refuses_unknown_type_listing_known_ones() -> None:
     error = refusal({"type": "subscribe"})
     assert error.code == protocol.UNKNOWN_TYPE
     assert error.detail == (
-        "Unknown frame type 'subscribe'; expected one of: end, event, feedback, hello, message, ping, rating, stop."
+        "Unknown frame type 'subscribe'; expected one of: contact, end, event, feedback, handoff, hello, "
+        "message, ping, rating, stop, typing."
     )
 
 

@@ -1,0 +1,285 @@
+"""Writes for human handoff, one transaction each (one unit of work for async callers).
+
+Every state change is a guarded `UPDATE … WHERE handoff_state …` on the session row, so two
+agents claiming at once get exactly one success (the row lock orders them; the second sees the
+state the first wrote), and a visitor turn running at the same time is ordered by the same lock.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from assistant import protocol, sql
+from assistant.handoff.selectors import (
+    HandoffView,
+    agents_available,
+    desk_user,
+    display_name,
+    handoff_view,
+    queue_position,
+)
+from assistant.models import AgentPresence, ChatMessage, ChatSession, ContactRequest, Handoff, InternalNote
+from assistant.protocol import ClientError
+from assistant.services import DESK_CLIENT_PREFIX
+
+State = ChatSession.Handoff
+#: States in which the AI answers the visitor; a claim from these is a takeover.
+AI_STATES = (State.AI, State.WAITING, State.RESOLVED)
+#: Room for the desk's prefix in `ChatMessage.client_id` (64 characters).
+MAX_DESK_CLIENT_ID = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Requested:
+    """Result of `handoff_request`."""
+
+    view: HandoffView
+    handoff: Handoff | None
+    created: bool  # False when the visitor had already asked (or nobody was available)
+
+
+@dataclass(frozen=True, slots=True)
+class Changed:
+    """Result of a desk action on a session: the session after it, and its handoff row."""
+
+    session: ChatSession
+    handoff: Handoff | None
+    previous_state: str
+
+
+def handoff_request(*, session: ChatSession, reason: str, now: datetime | None = None) -> Requested:
+    """The visitor asks for a person: `waiting` (queued), or `unavailable` when nobody can answer.
+
+    Asking again while waiting or assigned changes nothing and says where things stand. An
+    `unavailable` request is kept as a `Handoff` with that outcome: the handoff rate counts it.
+    """
+    now = now or timezone.now()
+    with transaction.atomic():
+        row = ChatSession.objects.select_for_update().get(pk=session.pk)
+        if row.handoff_state in (State.WAITING, State.ASSIGNED):
+            open_handoff = Handoff.objects.filter(session=row, outcome=Handoff.Outcome.OPEN).first()
+            _copy_state(session, row)
+            return Requested(view=_view(row), handoff=open_handoff, created=False)
+        if not agents_available(now=now):
+            handoff = Handoff.objects.create(
+                session=row,
+                reason=reason,
+                requested_at=now,
+                requested_after_seq=row.last_seq,
+                ended_at=now,
+                outcome=Handoff.Outcome.UNAVAILABLE,
+            )
+            return Requested(view=HandoffView(state="unavailable"), handoff=handoff, created=False)
+        handoff = Handoff.objects.create(session=row, reason=reason, requested_at=now, requested_after_seq=row.last_seq)
+        ChatSession.objects.filter(pk=row.pk).update(handoff_state=State.WAITING, assigned_agent=None, updated_at=now)
+    session.handoff_state, session.assigned_agent_id = State.WAITING, None
+    return Requested(
+        view=HandoffView(state="waiting", position=queue_position(session_pk=session.pk)), handoff=handoff, created=True
+    )
+
+
+def contact_store(*, session: ChatSession, email: str, name: str, message: str) -> ContactRequest:
+    """File the visitor's contact details for a person to answer later."""
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise ClientError(protocol.INVALID_FIELD, "'email' is not a valid email address.", field="email") from None
+    return ContactRequest.objects.create(session=session, email=email, name=name, message=message)
+
+
+def presence_set(
+    *, user: AbstractBaseUser, available: bool | None = None, now: datetime | None = None
+) -> AgentPresence:
+    """Record that the desk of `user` is alive (and, when given, whether they take conversations)."""
+    now = now or timezone.now()
+    defaults: dict[str, object] = {"seen_at": now}
+    if available is not None:
+        defaults["available"] = available
+    presence, _ = AgentPresence.objects.update_or_create(user=user, defaults=defaults)
+    return presence
+
+
+def claim(*, session_id: str, agent: AbstractBaseUser, now: datetime | None = None) -> Changed:
+    """Take the conversation: from the queue, or from the AI directly (a takeover).
+
+    Atomic: of two agents claiming at once exactly one wins; the other gets `already_claimed`.
+    Claiming one's own conversation again is acknowledged (a desk that lost its `claim.ack`).
+    """
+    now = now or timezone.now()
+    public_id = _public_id(session_id)
+    with transaction.atomic():
+        row = ChatSession.objects.select_for_update().filter(public_id=public_id).first()
+        if row is None:
+            raise ClientError(protocol.NOT_FOUND, "No such conversation.", field="session_id")
+        previous = row.handoff_state
+        if previous == State.ASSIGNED:
+            if row.assigned_agent_id == agent.pk:
+                return Changed(session=row, handoff=_open_handoff(row), previous_state=previous)
+            raise ClientError(protocol.ALREADY_CLAIMED, "Another agent has this conversation.", field="session_id")
+        handoff = _open_handoff(row)
+        if handoff is None:  # a takeover: nobody asked, the person stepped in
+            handoff = Handoff.objects.create(
+                session=row, reason="taken over at the desk", requested_at=now, requested_after_seq=row.last_seq
+            )
+        if handoff.assigned_at is None:
+            handoff.assigned_at = now
+        handoff.agent = agent
+        handoff.save(update_fields=["agent", "assigned_at"])
+        ChatSession.objects.filter(pk=row.pk).update(handoff_state=State.ASSIGNED, assigned_agent=agent, updated_at=now)
+        row.handoff_state, row.assigned_agent = State.ASSIGNED, agent
+    return Changed(session=row, handoff=handoff, previous_state=previous)
+
+
+def release(*, session_id: str, agent: AbstractBaseUser, now: datetime | None = None) -> Changed:
+    """Put one's conversation back in the queue (it keeps its place by the time it was asked)."""
+    return _owned_change(session_id, agent, State.WAITING, outcome=None, now=now)
+
+
+def handback(*, session_id: str, agent: AbstractBaseUser, now: datetime | None = None) -> Changed:
+    """Give the conversation back to the assistant: it answers the visitor's next message."""
+    return _owned_change(session_id, agent, State.AI, outcome=Handoff.Outcome.HANDED_BACK, now=now)
+
+
+def resolve(*, session_id: str, agent: AbstractBaseUser, now: datetime | None = None) -> Changed:
+    """Close the person's part as resolved (the assistant answers if the visitor writes again)."""
+    return _owned_change(session_id, agent, State.RESOLVED, outcome=Handoff.Outcome.RESOLVED, now=now)
+
+
+def transfer(*, session_id: str, agent: AbstractBaseUser, to_user_id: int, now: datetime | None = None) -> Changed:
+    """Hand one's conversation to another person who may use the desk."""
+    target = desk_user(user_id=to_user_id)
+    if target is None:
+        raise ClientError(protocol.INVALID_FIELD, "'agent_id' is not an agent who may use the desk.", field="agent_id")
+    now = now or timezone.now()
+    with transaction.atomic():
+        row = _owned_row(session_id, agent)
+        handoff = _open_handoff(row)
+        ChatSession.objects.filter(pk=row.pk).update(assigned_agent=target, updated_at=now)
+        if handoff is not None:
+            handoff.agent = target
+            handoff.save(update_fields=["agent"])
+        row.assigned_agent = target
+    return Changed(session=row, handoff=handoff, previous_state=State.ASSIGNED)
+
+
+def agent_message(
+    *, session_id: str, agent: AbstractBaseUser, text: str, client_id: str, now: datetime | None = None
+) -> tuple[ChatMessage, bool]:
+    """Store an agent's message before its ack; the same `client_id` again returns the first one.
+
+    Returns (message, duplicate). Only the agent the conversation is assigned to may write.
+    """
+    if not client_id or len(client_id) > MAX_DESK_CLIENT_ID:
+        raise ClientError(
+            protocol.INVALID_FIELD, f"'client_id' must be 1 to {MAX_DESK_CLIENT_ID} characters.", field="client_id"
+        )
+    key = f"{DESK_CLIENT_PREFIX}{agent.pk}:{client_id}"
+    now = now or timezone.now()
+    with transaction.atomic():
+        row = ChatSession.objects.select_for_update().filter(public_id=_public_id(session_id)).first()
+        if row is None:
+            raise ClientError(protocol.NOT_FOUND, "No such conversation.", field="session_id")
+        earlier = ChatMessage.objects.filter(session=row, client_id=key).first()
+        if earlier is not None:
+            return earlier, True
+        if row.handoff_state != State.ASSIGNED or row.assigned_agent_id != agent.pk:
+            raise ClientError(
+                protocol.FORBIDDEN, "Claim the conversation before writing to the visitor.", field="session_id"
+            )
+        seq = sql.allocate_seq(session_pk=row.pk)
+        try:
+            with transaction.atomic():
+                message = ChatMessage.objects.create(
+                    session=row,
+                    seq=seq,
+                    role=ChatMessage.Role.AGENT,
+                    text=text,
+                    client_id=key,
+                    author=agent,
+                    author_name=display_name(agent),
+                )
+        except IntegrityError:  # the same key committed meanwhile by another connection of this agent
+            return ChatMessage.objects.get(session=row, client_id=key), True
+        Handoff.objects.filter(session=row, outcome=Handoff.Outcome.OPEN, first_response_at__isnull=True).update(
+            first_response_at=now
+        )
+        ChatSession.objects.filter(pk=row.pk).update(updated_at=now, last_seen_at=now)
+    return message, False
+
+
+def note_add(*, session_id: str, agent: AbstractBaseUser, text: str) -> InternalNote:
+    """An internal note on a conversation, for the other agents only."""
+    row = ChatSession.objects.filter(public_id=_public_id(session_id)).first()
+    if row is None:
+        raise ClientError(protocol.NOT_FOUND, "No such conversation.", field="session_id")
+    return InternalNote.objects.create(session=row, author=agent, author_name=display_name(agent), text=text)
+
+
+def abandon_waiting(*, session_pk: int, now: datetime | None = None) -> bool:
+    """The visitor ended the conversation while waiting: the request ends `abandoned`."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        changed = ChatSession.objects.filter(pk=session_pk, handoff_state=State.WAITING).update(
+            handoff_state=State.AI, updated_at=now
+        )
+        if changed:
+            Handoff.objects.filter(session_id=session_pk, outcome=Handoff.Outcome.OPEN).update(
+                outcome=Handoff.Outcome.ABANDONED, ended_at=now
+            )
+    return bool(changed)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+def _public_id(session_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(session_id)
+    except (ValueError, TypeError, AttributeError):
+        raise ClientError(
+            protocol.INVALID_FIELD, "'session_id' must be a session id (a UUID).", field="session_id"
+        ) from None
+
+
+def _open_handoff(row: ChatSession) -> Handoff | None:
+    return Handoff.objects.filter(session=row, outcome=Handoff.Outcome.OPEN).first()
+
+
+def _owned_row(session_id: str, agent: AbstractBaseUser) -> ChatSession:
+    """The session, locked, if it is assigned to `agent`; else `not_found` or `forbidden`."""
+    row = ChatSession.objects.select_for_update().filter(public_id=_public_id(session_id)).first()
+    if row is None:
+        raise ClientError(protocol.NOT_FOUND, "No such conversation.", field="session_id")
+    if row.handoff_state != State.ASSIGNED or row.assigned_agent_id != agent.pk:
+        raise ClientError(protocol.FORBIDDEN, "This conversation is not assigned to you.", field="session_id")
+    return row
+
+
+def _owned_change(
+    session_id: str, agent: AbstractBaseUser, state: str, *, outcome: str | None, now: datetime | None
+) -> Changed:
+    now = now or timezone.now()
+    with transaction.atomic():
+        row = _owned_row(session_id, agent)
+        handoff = _open_handoff(row)
+        assigned = agent if state == State.ASSIGNED else None
+        ChatSession.objects.filter(pk=row.pk).update(handoff_state=state, assigned_agent=assigned, updated_at=now)
+        if handoff is not None and outcome is not None:
+            handoff.outcome, handoff.ended_at = outcome, now
+            handoff.save(update_fields=["outcome", "ended_at"])
+        row.handoff_state, row.assigned_agent = state, assigned
+    return Changed(session=row, handoff=handoff, previous_state=State.ASSIGNED)
+
+
+def _view(row: ChatSession) -> HandoffView:
+    return handoff_view(session=row) or HandoffView(state="ended")
+
+
+def _copy_state(session: ChatSession, row: ChatSession) -> None:
+    session.handoff_state, session.assigned_agent_id = row.handoff_state, row.assigned_agent_id
