@@ -54,7 +54,18 @@ class ChatSessionAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "user_type", "created_at", "locale")
     search_fields = ("title", "public_id", "external_user_id", "external_user_name", "external_user_email", "page_url")
-    readonly_fields = ("public_id", "token_hash", "last_seq", "created_at", "updated_at", "last_seen_at", "closed_at")
+    # Who answers is changed at the desk (its services keep `Handoff` rows in step), never here.
+    readonly_fields = (
+        "public_id",
+        "token_hash",
+        "last_seq",
+        "created_at",
+        "updated_at",
+        "last_seen_at",
+        "closed_at",
+        "handoff_state",
+        "assigned_agent",
+    )
     date_hierarchy = "created_at"
     inlines = (SessionRatingInline, ChatMessageInline)
 
@@ -71,7 +82,7 @@ class ChatMessageAdmin(admin.ModelAdmin):
     list_display = ("__str__", "session", "role", "status", "provider", "ttft_ms", "duration_ms", "created_at")
     list_filter = ("role", "status", "provider", "cached", "created_at")
     search_fields = ("text", "session__public_id", "public_id", "client_id")
-    readonly_fields = ("public_id", "session", "reply_to", "retry_of", "created_at", "finished_at")
+    readonly_fields = ("public_id", "session", "reply_to", "retry_of", "created_at", "finished_at", "author")
     list_select_related = ("session",)
     date_hierarchy = "created_at"
 

@@ -233,8 +233,23 @@ class HandoffChanged(ChatEvent):
 
     state: str  # the session's handoff state now: ai | waiting | assigned | resolved
     previous_state: str
-    agent_id: int | None
+    agent_id: int | None  # who answers the visitor now (None when nobody does)
     agent_name: str
+    actor_id: int  # who did it
+    actor_name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentMessageStored(ChatEvent):
+    """A person's message to the visitor was stored (before the desk's ack)."""
+
+    relayed: ClassVar[bool] = True
+
+    seq: int
+    message_id: str
+    agent_id: int
+    agent_name: str
+    text: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -260,6 +275,7 @@ EVENT_TYPES: dict[str, type[ChatEvent]] = {
         VisitorEvent,
         HandoffRequested,
         HandoffChanged,
+        AgentMessageStored,
         ContactLeft,
     )
 }

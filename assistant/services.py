@@ -376,11 +376,11 @@ def make_title(text: str) -> str:
     return (line[: cut if cut > TITLE_CHARS // 2 else TITLE_CHARS]).rstrip(" ,.;:-") + "…"
 
 
-def reply_checkpoint(*, message_id: int, text: str) -> None:
-    """Save the partial text of a streaming reply (and prove its writer is alive)."""
-    ChatMessage.objects.filter(pk=message_id, status=ChatMessage.Status.STREAMING).update(
-        text=text, updated_at=timezone.now()
-    )
+def reply_checkpoint(*, message_id: int, text: str, session_pk: int | None = None) -> bool:
+    """Save a streaming reply's partial text (its writer is alive); False once a person took over
+    (the backstop for a reply the takeover's stop request missed: it had not registered yet)."""
+    ChatMessage.objects.filter(pk=message_id, status="streaming").update(text=text, updated_at=timezone.now())
+    return not ChatSession.objects.filter(pk=session_pk, handoff_state=ChatSession.Handoff.ASSIGNED).exists()
 
 
 @dataclass(frozen=True, slots=True)

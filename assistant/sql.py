@@ -211,23 +211,26 @@ def prompt_turns(*, session_pk: int, before_seq: int, limit: int) -> list[tuple[
     """(role, text) of the last `limit` finished, non-empty visitor/assistant messages, newest first.
 
     A reply cut mid-stream and replaced (`provider_interrupted`) is left out: its replacement
-    follows it and says it all.
+    follows it and says it all. A person's messages (`agent`) count as the assistant's side, so
+    after a hand-back the AI goes on from what the person told the visitor.
     """
     quote = shared.quote
     table = quote(ChatMessage._meta.db_table)
     rows = shared.execute(
         f"SELECT {quote('role')}, {quote('text')} FROM {table} WHERE {quote('session_id')} = %s "
-        f"AND {quote('seq')} < %s AND {quote('role')} IN (%s, %s) AND {quote('status')} NOT IN (%s, %s) "
+        f"AND {quote('seq')} < %s AND {quote('role')} IN (%s, %s, %s) AND {quote('status')} NOT IN (%s, %s) "
         f"AND {quote('text')} <> '' AND {quote('error_code')} <> %s ORDER BY {quote('seq')} DESC LIMIT %s",
         [
             session_pk,
             before_seq,
             ChatMessage.Role.USER,
             ChatMessage.Role.ASSISTANT,
+            ChatMessage.Role.AGENT,
             ChatMessage.Status.STREAMING,
             ChatMessage.Status.FAILED,
             PROVIDER_INTERRUPTED,  # replaced by the reply that follows it: sending both repeats it
             limit,
         ],
     )
-    return [(role, text) for role, text in rows]
+    agent = ChatMessage.Role.AGENT
+    return [(ChatMessage.Role.ASSISTANT if role == agent else role, text) for role, text in rows]

@@ -15,7 +15,7 @@ from csp.constants import NONE as _CSP_NONE
 from csp.constants import SELF as _CSP_SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from project import env
+from project import env, hours
 from project.origins import parse_origin as _parse_origin
 
 BASE_DIR = env.BASE_DIR
@@ -284,6 +284,15 @@ if PROCESS_DEAD_AFTER_S < 3 * PROCESS_HEARTBEAT_S:
 SHUTDOWN_GRACE_S = env.decimal("SHUTDOWN_GRACE_S", 20.0, minimum=0)
 # Human handoff (docs/desk.md): an agent who switched "available" on counts as available while
 # their desk was heard from within this many seconds (a closed laptop stops counting).
+BUSINESS_HOURS_TZ = env.string("BUSINESS_HOURS_TZ", TIME_ZONE)
+try:
+    BUSINESS_HOURS = hours.parse(env.string("BUSINESS_HOURS", ""))
+except ValueError as exc:
+    raise ImproperlyConfigured(f"BUSINESS_HOURS: {exc}") from None
+try:
+    zoneinfo.ZoneInfo(BUSINESS_HOURS_TZ)
+except (ValueError, zoneinfo.ZoneInfoNotFoundError):
+    raise ImproperlyConfigured(f"BUSINESS_HOURS_TZ {BUSINESS_HOURS_TZ!r} is not a known time zone") from None
 CHAT_TYPING_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_TYPING_RATE_LIMIT_PER_MINUTE", 30, minimum=1, maximum=600)
 DESK_PRESENCE_TTL_S = env.decimal("DESK_PRESENCE_TTL_S", 90.0, minimum=5, maximum=3600)
 CHAT_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_RATE_LIMIT_PER_MINUTE", 20, minimum=1)

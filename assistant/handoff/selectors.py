@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -12,6 +13,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from assistant.models import AgentPresence, ChatSession, Handoff
+from project import hours
 
 DESK_PERMISSION = "assistant.use_desk"
 
@@ -37,6 +39,11 @@ def display_name(user: AbstractBaseUser) -> str:
         return first[:150]
     full = user.get_full_name().strip() if hasattr(user, "get_full_name") else ""
     return (full or user.get_username())[:150]
+
+
+def within_business_hours(*, now: datetime | None = None) -> bool:
+    """Whether people answer now (`BUSINESS_HOURS` in `BUSINESS_HOURS_TZ`; always without hours)."""
+    return hours.is_open(settings.BUSINESS_HOURS, now or timezone.now(), ZoneInfo(settings.BUSINESS_HOURS_TZ))
 
 
 def agents_available(*, now: datetime | None = None) -> int:

@@ -1,8 +1,10 @@
 """Writes for human handoff, one transaction each (one unit of work for async callers).
 
-Every state change is a guarded `UPDATE … WHERE handoff_state …` on the session row, so two
-agents claiming at once get exactly one success (the row lock orders them; the second sees the
-state the first wrote), and a visitor turn running at the same time is ordered by the same lock.
+Every state change locks the session row first (`SELECT … FOR UPDATE` on Postgres; SQLite's
+IMMEDIATE transactions lock the database), then checks, then writes: two agents claiming at
+once get exactly one success (the second sees what the first wrote), and a visitor turn
+running at the same time is ordered by the same lock. Every action checks that its agent may
+use the desk: these functions are the boundary, whatever adapter calls them.
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from assistant import protocol, sql
 from assistant.handoff.selectors import (
     HandoffView,
     agents_available,
+    can_use_desk,
     desk_user,
     display_name,
     handoff_view,
     queue_position,
+    within_business_hours,
 )
 from assistant.models import AgentPresence, ChatMessage, ChatSession, ContactRequest, Handoff, InternalNote
 from assistant.protocol import ClientError
@@ -35,6 +39,11 @@ State = ChatSession.Handoff
 AI_STATES = (State.AI, State.WAITING, State.RESOLVED)
 #: Room for the desk's prefix in `ChatMessage.client_id` (64 characters).
 MAX_DESK_CLIENT_ID = 40
+#: An agent writes longer answers than a visitor asks questions, but not books.
+MAX_AGENT_TEXT = 8000
+MAX_NOTE_TEXT = 4000
+#: Requests for a person one conversation may make (each is a row, even when nobody is there).
+MAX_HANDOFFS_PER_SESSION = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,19 +65,24 @@ class Changed:
 
 
 def handoff_request(*, session: ChatSession, reason: str, now: datetime | None = None) -> Requested:
-    """The visitor asks for a person: `waiting` (queued), or `unavailable` when nobody can answer.
+    """The visitor asks for a person: `waiting` (queued), or `unavailable` when nobody can answer
+    (outside `BUSINESS_HOURS`, or no agent available).
 
     Asking again while waiting or assigned changes nothing and says where things stand. An
     `unavailable` request is kept as a `Handoff` with that outcome: the handoff rate counts it.
     """
     now = now or timezone.now()
+    # Read before taking the lock: on SQLite the lock is the whole database's.
+    answerable = within_business_hours(now=now) and agents_available(now=now) > 0
     with transaction.atomic():
         row = ChatSession.objects.select_for_update().get(pk=session.pk)
         if row.handoff_state in (State.WAITING, State.ASSIGNED):
             open_handoff = Handoff.objects.filter(session=row, outcome=Handoff.Outcome.OPEN).first()
             _copy_state(session, row)
             return Requested(view=_view(row), handoff=open_handoff, created=False)
-        if not agents_available(now=now):
+        if Handoff.objects.filter(session=row).count() >= MAX_HANDOFFS_PER_SESSION:
+            raise ClientError(protocol.LIMIT_REACHED, "This conversation has asked for a person too many times.")
+        if not answerable:
             handoff = Handoff.objects.create(
                 session=row,
                 reason=reason,
@@ -113,17 +127,22 @@ def claim(*, session_id: str, agent: AbstractBaseUser, now: datetime | None = No
     Atomic: of two agents claiming at once exactly one wins; the other gets `already_claimed`.
     Claiming one's own conversation again is acknowledged (a desk that lost its `claim.ack`).
     """
+    _check_agent(agent)
     now = now or timezone.now()
-    public_id = _public_id(session_id)
+    uid = public_id(session_id)
     with transaction.atomic():
-        row = ChatSession.objects.select_for_update().filter(public_id=public_id).first()
+        row = ChatSession.objects.select_for_update().filter(public_id=uid).first()
         if row is None:
             raise ClientError(protocol.NOT_FOUND, "No such conversation.", field="session_id")
         previous = row.handoff_state
         if previous == State.ASSIGNED:
             if row.assigned_agent_id == agent.pk:
+                row.assigned_agent = agent
                 return Changed(session=row, handoff=_open_handoff(row), previous_state=previous)
-            raise ClientError(protocol.ALREADY_CLAIMED, "Another agent has this conversation.", field="session_id")
+            holder = row.assigned_agent
+            if holder is not None and can_use_desk(holder):
+                raise ClientError(protocol.ALREADY_CLAIMED, "Another agent has this conversation.", field="session_id")
+            # Its agent's account is gone, deactivated or no longer an agent: anyone may take it.
         handoff = _open_handoff(row)
         if handoff is None:  # a takeover: nobody asked, the person stepped in
             handoff = Handoff.objects.create(
@@ -155,6 +174,7 @@ def resolve(*, session_id: str, agent: AbstractBaseUser, now: datetime | None = 
 
 def transfer(*, session_id: str, agent: AbstractBaseUser, to_user_id: int, now: datetime | None = None) -> Changed:
     """Hand one's conversation to another person who may use the desk."""
+    _check_agent(agent)
     target = desk_user(user_id=to_user_id)
     if target is None:
         raise ClientError(protocol.INVALID_FIELD, "'agent_id' is not an agent who may use the desk.", field="agent_id")
@@ -177,6 +197,8 @@ def agent_message(
 
     Returns (message, duplicate). Only the agent the conversation is assigned to may write.
     """
+    _check_agent(agent)
+    _check_text(text, MAX_AGENT_TEXT)
     if not client_id or len(client_id) > MAX_DESK_CLIENT_ID:
         raise ClientError(
             protocol.INVALID_FIELD, f"'client_id' must be 1 to {MAX_DESK_CLIENT_ID} characters.", field="client_id"
@@ -184,7 +206,7 @@ def agent_message(
     key = f"{DESK_CLIENT_PREFIX}{agent.pk}:{client_id}"
     now = now or timezone.now()
     with transaction.atomic():
-        row = ChatSession.objects.select_for_update().filter(public_id=_public_id(session_id)).first()
+        row = ChatSession.objects.select_for_update().filter(public_id=public_id(session_id)).first()
         if row is None:
             raise ClientError(protocol.NOT_FOUND, "No such conversation.", field="session_id")
         earlier = ChatMessage.objects.filter(session=row, client_id=key).first()
@@ -194,20 +216,18 @@ def agent_message(
             raise ClientError(
                 protocol.FORBIDDEN, "Claim the conversation before writing to the visitor.", field="session_id"
             )
+        # The row lock above orders two connections of this agent sending the same key: the
+        # second finds the first's message, so no unique-key error can happen here.
         seq = sql.allocate_seq(session_pk=row.pk)
-        try:
-            with transaction.atomic():
-                message = ChatMessage.objects.create(
-                    session=row,
-                    seq=seq,
-                    role=ChatMessage.Role.AGENT,
-                    text=text,
-                    client_id=key,
-                    author=agent,
-                    author_name=display_name(agent),
-                )
-        except IntegrityError:  # the same key committed meanwhile by another connection of this agent
-            return ChatMessage.objects.get(session=row, client_id=key), True
+        message = ChatMessage.objects.create(
+            session=row,
+            seq=seq,
+            role=ChatMessage.Role.AGENT,
+            text=text,
+            client_id=key,
+            author=agent,
+            author_name=display_name(agent),
+        )
         Handoff.objects.filter(session=row, outcome=Handoff.Outcome.OPEN, first_response_at__isnull=True).update(
             first_response_at=now
         )
@@ -217,10 +237,22 @@ def agent_message(
 
 def note_add(*, session_id: str, agent: AbstractBaseUser, text: str) -> InternalNote:
     """An internal note on a conversation, for the other agents only."""
-    row = ChatSession.objects.filter(public_id=_public_id(session_id)).first()
+    _check_agent(agent)
+    _check_text(text, MAX_NOTE_TEXT)
+    row = ChatSession.objects.filter(public_id=public_id(session_id)).first()
     if row is None:
         raise ClientError(protocol.NOT_FOUND, "No such conversation.", field="session_id")
     return InternalNote.objects.create(session=row, author=agent, author_name=display_name(agent), text=text)
+
+
+def assert_assigned(*, session_id: str, agent: AbstractBaseUser) -> ChatSession:
+    """The session, if `agent` is the person answering it; else `not_found` / `forbidden`."""
+    row = ChatSession.objects.filter(public_id=public_id(session_id)).first()
+    if row is None:
+        raise ClientError(protocol.NOT_FOUND, "No such conversation.", field="session_id")
+    if row.handoff_state != State.ASSIGNED or row.assigned_agent_id != agent.pk:
+        raise ClientError(protocol.FORBIDDEN, "This conversation is not assigned to you.", field="session_id")
+    return row
 
 
 def abandon_waiting(*, session_pk: int, now: datetime | None = None) -> bool:
@@ -238,7 +270,20 @@ def abandon_waiting(*, session_pk: int, now: datetime | None = None) -> bool:
 
 
 # --- helpers ----------------------------------------------------------------------------------
-def _public_id(session_id: str) -> uuid.UUID:
+def _check_agent(agent: AbstractBaseUser) -> None:
+    if not can_use_desk(agent):
+        raise ClientError(protocol.FORBIDDEN, "You may not answer visitors (the use_desk permission).")
+
+
+def _check_text(text: str, limit: int) -> None:
+    if not text.strip():
+        raise ClientError(protocol.INVALID_FIELD, "'text' is empty.", field="text")
+    if len(text) > limit:
+        raise ClientError(protocol.INVALID_FIELD, f"'text' must be at most {limit} characters.", field="text")
+
+
+def public_id(session_id: str) -> uuid.UUID:
+    """`session_id` as a UUID, or `invalid_field` naming it."""
     try:
         return uuid.UUID(session_id)
     except (ValueError, TypeError, AttributeError):
@@ -253,7 +298,7 @@ def _open_handoff(row: ChatSession) -> Handoff | None:
 
 def _owned_row(session_id: str, agent: AbstractBaseUser) -> ChatSession:
     """The session, locked, if it is assigned to `agent`; else `not_found` or `forbidden`."""
-    row = ChatSession.objects.select_for_update().filter(public_id=_public_id(session_id)).first()
+    row = ChatSession.objects.select_for_update().filter(public_id=public_id(session_id)).first()
     if row is None:
         raise ClientError(protocol.NOT_FOUND, "No such conversation.", field="session_id")
     if row.handoff_state != State.ASSIGNED or row.assigned_agent_id != agent.pk:

@@ -52,6 +52,7 @@ class VisitorHandoff:
         session: ChatSession | None
         group: str | None
         channel_name: str
+        event_bucket: TokenBucket
 
         async def _materialize(self, *, client_id: str | None = None) -> ChatSession: ...
         async def send_frame(self, frame: Any) -> None: ...
@@ -61,6 +62,7 @@ class VisitorHandoff:
     async def handle_handoff(self, frame: dict[str, Any]) -> None:
         """The visitor asks for a person: every tab learns `waiting` (with its place) or `unavailable`."""
         assert self.session is not None and self.group is not None
+        self._take_action_token("requests for a person")
         session = await self._materialize()
         requested = await _handoff_request(session=session, reason=frame.get("reason", ""))
         await publish(self.group, [status_frame(requested.view)])
@@ -78,6 +80,7 @@ class VisitorHandoff:
     async def handle_contact(self, frame: dict[str, Any]) -> None:
         """Store the visitor's contact details (the offline form), then `contact.ack`."""
         assert self.session is not None
+        self._take_action_token("contact forms")
         session = await self._materialize()
         request = await _contact_store(
             session=session, email=frame["email"], name=frame.get("name", ""), message=frame.get("message", "")
@@ -104,6 +107,12 @@ class VisitorHandoff:
         # it later): only desks that opened the conversation are in the group.
         session_id = str(self.session.public_id)
         await to_desk(session_id, frames.visitor_typing(session_id=session_id, state=frame["state"]))
+
+    def _take_action_token(self, what: str) -> None:
+        """`handoff` and `contact` each write a row: they share the widget events' per-connection limit."""
+        wait = self.event_bucket.take()
+        if wait is not None:
+            raise ClientError(protocol.RATE_LIMITED, f"Too many {what}; slow down.", retry_after=wait)
 
     async def abandon_handoff(self, session: ChatSession) -> None:
         """The visitor ended the conversation: a request still waiting for a person ends `abandoned`."""

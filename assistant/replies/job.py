@@ -483,7 +483,8 @@ class ReplyJob:
         while True:
             await asyncio.sleep(interval)
             try:
-                await save(message_id=self.message_pk, text=self.text)
+                if not await save(message_id=self.message_pk, text=self.text, session_pk=self.session_pk):
+                    self.request_stop()  # a person answers the visitor now
             except Exception:
                 logger.exception("Checkpoint of reply %s failed", self.seq)
 

@@ -591,6 +591,7 @@ textarea{font-size:16px}
   let outbox = []; // visitor messages without `ack`, oldest first
   let frameQueue = []; // other frames waiting for a successful hello
   let busy = false; // a reply of this session is being generated (Stop is shown)
+  let personAnswers = false; // a person at the agent desk has the conversation: no AI reply follows an ack
   let rateUntil = 0; // Date.now() before which messages are refused (rate_limited)
   let rateTimer = 0;
   let errorTimer = 0;
@@ -918,6 +919,10 @@ textarea{font-size:16px}
         return onRatingAck();
       case "ended":
         return showSurvey();
+      case "handoff.status":
+        personAnswers = f.state === "assigned";
+        if (personAnswers) busy = false; // a reply being stopped by the takeover ends with reply.end
+        return updateComposer();
       case "error":
         return onError(f);
       default:
@@ -932,6 +937,7 @@ textarea{font-size:16px}
       saveSession(session);
     }
     if (!resumed) resetConversation(); // a new session: what we showed belonged to another one
+    personAnswers = false; // a session a person has is followed by its handoff.status
     ready = true;
     failures = 0;
     helloRetried = false;
@@ -976,7 +982,7 @@ textarea{font-size:16px}
     // The reply row exists once the message is committed (§9), so Stop already makes sense,
     // unless the ack is a duplicate whose reply we already have in final form.
     const reply = bySeq.get(f.seq + 1);
-    if (!reply || reply.status === "streaming") {
+    if (!personAnswers && (!reply || reply.status === "streaming")) {
       busy = true;
       lastActivityAt = Date.now();
     }
@@ -1134,6 +1140,7 @@ textarea{font-size:16px}
     m.id = d.message_id || m.id;
     m.text = typeof d.text === "string" ? d.text : "";
     if (d.feedback && d.feedback.rating) m.feedback = d.feedback.rating;
+    if (d.role === "agent") m.agent = (d.author && typeof d.author.name === "string" && d.author.name) || "";
     setStatus(m, typeof d.status === "string" ? d.status : "complete");
     renderMessage(m);
   }
@@ -1188,6 +1195,10 @@ textarea{font-size:16px}
     if (titles.length) m.meta.append(h("p", { class: "sources", "data-testid": "parley-sources" }, S.sources + ": " + titles.join(" \u00b7 ")));
     const note = { interrupted: S.interrupted, failed: S.failed, stopped: S.stopped }[m.status];
     if (note) m.meta.append(h("p", { class: "note", text: note }));
+    if (typeof m.agent === "string") {
+      // A person wrote it: their name, and no thumbs (feedback rates the assistant's answers).
+      return m.meta.append(h("p", { class: "note", "data-testid": "parley-agent-name", text: m.agent }));
+    }
     if (m.status === "complete" && m.id) m.meta.append(thumbs(m));
   }
 

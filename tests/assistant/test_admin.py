@@ -149,12 +149,19 @@ def test_handoff_records_list_and_open_for_superuser_without_editing_what_happen
     )
     assert admin_client.get(changelist(model)).status_code == 200
     page = admin_client.get(change(model, record.pk))
-    assert page.status_code == 200 and b'name="email"' not in page.content  # what the visitor said is fixed
+    assert page.status_code == 200
     if model == "contactrequest":
+        assert b'name="email"' not in page.content  # what the visitor said is fixed
         assert b'name="handled_at_0"' in page.content  # staff mark a call-back as done
     else:
-        assert b'name="_save"' not in page.content
+        assert b'name="_save"' not in page.content and b'name="reason"' not in page.content
     assert admin_client.get(reverse(f"admin:assistant_{model}_add")).status_code == 403
+
+
+def test_who_answers_a_session_cannot_be_edited_in_the_admin(admin_client: Client, conversation: Conversation) -> None:
+    page = admin_client.get(change("chatsession", conversation.session.pk))
+    assert page.status_code == 200
+    assert b'name="handoff_state"' not in page.content and b'name="assigned_agent"' not in page.content
 
 
 def test_handoff_records_are_not_shown_to_anonymous_visitors(client: Client) -> None:

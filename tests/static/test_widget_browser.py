@@ -702,3 +702,42 @@ def _page(browser: Any) -> Iterator[Any]:
         yield context.new_page()
     finally:
         context.close()
+
+
+def test_while_a_person_answers_the_composer_stays_free_and_their_messages_carry_their_name(
+    page: Any, server: str
+) -> None:
+    """Issue 15 so far: a claim made at the desk (here its service, on the shared database)
+    reaches the widget on its next connection; the desk's own notification comes with the desk."""
+    from django.contrib.auth import get_user_model
+
+    from assistant.handoff import services
+    from tests.assistant.handoff.conftest import support_agents
+
+    open_widget(page, server)
+    page.locator(tid("parley-quick-reply")).first.click()
+    wait_reply_status(page, "complete")
+    session = ChatSession.objects.get()
+    ada = get_user_model().objects.create_user(username="ada", password="x", first_name="Ada")
+    ada.groups.add(support_agents())
+    ada = get_user_model().objects.get(pk=ada.pk)
+    services.claim(session_id=str(session.public_id), agent=ada)
+    services.agent_message(session_id=str(session.public_id), agent=ada, text="Hi, Ada here.", client_id="d1")
+
+    page.reload()
+    page.locator(tid("parley-launcher")).click()
+    written = page.locator(tid("parley-message"), has_text="Hi, Ada here.")
+    written.locator(tid("parley-agent-name")).wait_for()
+    assert written.locator(tid("parley-agent-name")).inner_text() == "Ada"
+    assert written.locator(tid("parley-thumb-up")).count() == 0  # thumbs rate the assistant, not people
+    page.locator(tid("parley-input")).fill("Can you check my order?")
+    page.locator(tid("parley-send")).click()
+    page.locator(f'{tid("parley-message")}[data-role="user"][data-status="complete"]').nth(1).wait_for()
+    time.sleep(0.5)  # an AI reply would have started by now
+    assert page.locator(tid("parley-stop")).is_hidden() and page.locator(tid("parley-send")).is_visible()
+    assert list(ChatMessage.objects.filter(session=session).values_list("role", flat=True).order_by("seq")) == [
+        "user",
+        "assistant",
+        "agent",
+        "user",
+    ]

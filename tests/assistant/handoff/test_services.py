@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -228,3 +228,60 @@ def test_ending_while_waiting_abandons_the_request(make_agent) -> None:
     assert services.abandon_waiting(session_pk=session.pk) is False
     assert Handoff.objects.get().outcome == "abandoned"
     assert ChatSession.objects.get(pk=session.pk).handoff_state == State.AI
+
+
+def test_outside_business_hours_nobody_answers_even_with_agents_available(settings, make_agent) -> None:
+    from project import hours
+
+    make_agent()
+    settings.BUSINESS_HOURS_TZ = "Europe/Berlin"
+    settings.BUSINESS_HOURS = hours.parse("mon-fri 09:00-17:00")
+    monday_noon = datetime(2026, 3, 23, 11, 0, tzinfo=UTC)
+    saturday = datetime(2026, 3, 28, 11, 0, tzinfo=UTC)
+    assert services.handoff_request(session=new_session(), reason="", now=saturday).view.state == "unavailable"
+    assert services.handoff_request(session=new_session(), reason="", now=monday_noon).view.state == "waiting"
+
+
+def test_a_conversation_whose_agent_left_can_be_claimed_by_another(make_agent) -> None:
+    ada, bob, cy = make_agent("ada"), make_agent("bob"), make_agent("cy")
+    first, second = new_session(), new_session()
+    services.claim(session_id=str(first.public_id), agent=ada)
+    services.claim(session_id=str(second.public_id), agent=bob)
+    ada.delete()  # the account is gone: assigned_agent becomes NULL, the state stays `assigned`
+    bob.is_active = False
+    bob.save()
+    for session in (first, second):
+        changed = services.claim(session_id=str(session.public_id), agent=cy)
+        assert (changed.previous_state, changed.session.assigned_agent_id) == (State.ASSIGNED, cy.pk)
+
+
+def test_people_who_may_not_use_the_desk_cannot_act_and_texts_are_bounded(make_agent) -> None:
+    ada = make_agent("ada")
+    plain = get_user_model().objects.create_user(username="plain", password="x")
+    session = new_session()
+    sid = str(session.public_id)
+    assert code_of(lambda: services.claim(session_id=sid, agent=plain)) == ("forbidden", None)
+    assert code_of(lambda: services.note_add(session_id=sid, agent=plain, text="hi")) == ("forbidden", None)
+    services.claim(session_id=sid, agent=ada)
+    assert code_of(lambda: services.transfer(session_id=sid, agent=plain, to_user_id=ada.pk)) == ("forbidden", None)
+    too_long = "x" * (services.MAX_AGENT_TEXT + 1)
+    assert code_of(lambda: services.agent_message(session_id=sid, agent=ada, text=too_long, client_id="k")) == (
+        "invalid_field",
+        "text",
+    )
+    assert code_of(lambda: services.agent_message(session_id=sid, agent=ada, text="  ", client_id="k")) == (
+        "invalid_field",
+        "text",
+    )
+    long_note = "x" * (services.MAX_NOTE_TEXT + 1)
+    assert code_of(lambda: services.note_add(session_id=sid, agent=ada, text=long_note)) == ("invalid_field", "text")
+    note = services.note_add(session_id=sid, agent=ada, text="Asked for a refund twice")
+    assert (note.author_id, note.text) == (ada.pk, "Asked for a refund twice")
+
+
+def test_one_conversation_may_ask_for_a_person_only_so_often() -> None:
+    session = new_session()
+    for _ in range(services.MAX_HANDOFFS_PER_SESSION):
+        assert services.handoff_request(session=session, reason="").view.state == "unavailable"
+    assert code_of(lambda: services.handoff_request(session=session, reason=""))[0] == "limit_reached"
+    assert Handoff.objects.count() == services.MAX_HANDOFFS_PER_SESSION

@@ -127,3 +127,16 @@ async def test_ending_while_waiting_abandons_the_request(make_agent) -> None:
     state = await database_sync_to_async(lambda: ChatSession.objects.get().handoff_state)()
     assert state == "ai"
     await client.close()
+
+
+async def test_handoff_and_contact_frames_share_the_event_rate_limit(settings) -> None:
+    settings.CHAT_EVENT_RATE_LIMIT_PER_MINUTE = 3  # a burst of one
+    client = await connected()
+    await client.hello()
+    await client.send({"type": "handoff"})
+    await client.recv_type("handoff.status")
+    await client.send({"type": "contact", "email": "ana@example.com"})
+    error = await client.recv_type("error")
+    assert error["code"] == "rate_limited" and error["retry_after"] > 0
+    assert await handoffs() == [("unavailable", "")]
+    await client.close()
