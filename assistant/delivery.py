@@ -93,7 +93,8 @@ async def publish(group: str, frames: list[Frame], *, origin: str | None = None,
 
     A layer outage is logged, never raised: remote clients catch up from the database.
     """
-    event: Frame = {"type": "chat.frames", "frames": frames, "origin": origin}
+    # `group` tells a connection that follows several sessions (the agent desk) whose frames these are.
+    event: Frame = {"type": "chat.frames", "frames": frames, "origin": origin, "group": group}
     hub.deliver(group, event)
     layer = get_channel_layer()
     if not remote or not layer_is_shared(layer):

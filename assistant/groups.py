@@ -10,6 +10,17 @@ def session_group(public_id: uuid.UUID | str) -> str:
     return f"chat.session.{uuid.UUID(str(public_id)).hex}"
 
 
+def session_of_group(group: str) -> str | None:
+    """The public id (canonical form) of a `session_group` name, or None for another group."""
+    prefix = "chat.session."
+    if not group.startswith(prefix):
+        return None
+    try:
+        return str(uuid.UUID(hex=group[len(prefix) :]))
+    except ValueError:
+        return None
+
+
 def reply_control_group(public_id: uuid.UUID | str) -> str:
     """The reply task of a session (in whichever process runs it) listens here for stop/snapshot."""
     return f"chat.control.{uuid.UUID(str(public_id)).hex}"

@@ -65,14 +65,20 @@ def insert_rows(objects: Sequence[Model]) -> None:
         obj._state.db = connection.alias
 
 
-def allocate_seq(*, session_pk: int) -> int:
-    """Reserve one seq in a session (a replacement reply); takes the session row lock."""
+def allocate_seq(*, session_pk: int, now: datetime | None = None) -> int:
+    """Reserve one seq in a session (a replacement reply, an agent's message); takes the row lock.
+
+    With `now`, the session's `updated_at` moves too (an agent's message is activity).
+    """
     quote = shared.quote
     table = quote(ChatSession._meta.db_table)
+    touch, params = "", [session_pk]
+    if now is not None:
+        touch, params = f", {quote('updated_at')} = %s", [connection.ops.adapt_datetimefield_value(now), session_pk]
     rows = shared.execute(
-        f"UPDATE {table} SET {quote('last_seq')} = {quote('last_seq')} + 1 WHERE {quote('id')} = %s "
+        f"UPDATE {table} SET {quote('last_seq')} = {quote('last_seq')} + 1{touch} WHERE {quote('id')} = %s "
         f"RETURNING {quote('last_seq')}",
-        [session_pk],
+        params,
     )
     return rows[0][0]
 

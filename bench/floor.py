@@ -34,12 +34,12 @@ def _store(session_pk: int, seq: int, text: str, client_id: str) -> None:
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     columns = [
         "public_id", "session_id", "seq", "role", "text", "status", "client_id", "provider", "model",
-        "cached", "error_code", "knowledge_sections", "created_at", "updated_at",
+        "cached", "error_code", "knowledge_sections", "author_name", "created_at", "updated_at",
     ]  # fmt: skip
     values = [
         uuid.uuid4().hex if connection.vendor == "sqlite" else uuid.uuid4(),  # as UUIDField stores it
         session_pk, seq, ChatMessage.Role.USER, text, ChatMessage.Status.COMPLETE, client_id, "", "",
-        False, "", "[]", now, now,
+        False, "", "[]", "", now, now,
     ]  # fmt: skip
     sql = (
         f"INSERT INTO {quote(ChatMessage._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "

@@ -17,10 +17,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from analytics.routing import websocket_urlpatterns as analytics_routes  # noqa: E402
 from assistant.routing import websocket_urlpatterns as chat_routes  # noqa: E402
+from desk.routing import websocket_urlpatterns as desk_routes  # noqa: E402
 from project.origins import staff_routes  # noqa: E402
 
 # Every staff socket is listed here, behind the staff Origin check (project/origins.py).
-staff_sockets = staff_routes(analytics_routes)
+staff_sockets = staff_routes(analytics_routes + desk_routes)
 
 application = ProtocolTypeRouter(
     {

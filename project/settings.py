@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "channels",
     "assistant",
     "analytics",
+    "desk",
 ]
 
 MIDDLEWARE = [
@@ -293,6 +294,7 @@ try:
     zoneinfo.ZoneInfo(BUSINESS_HOURS_TZ)
 except (ValueError, zoneinfo.ZoneInfoNotFoundError):
     raise ImproperlyConfigured(f"BUSINESS_HOURS_TZ {BUSINESS_HOURS_TZ!r} is not a known time zone") from None
+DESK_FRAME_RATE_LIMIT_PER_MINUTE = env.integer("DESK_FRAME_RATE_LIMIT_PER_MINUTE", 600, minimum=10, maximum=60000)
 CHAT_TYPING_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_TYPING_RATE_LIMIT_PER_MINUTE", 30, minimum=1, maximum=600)
 DESK_PRESENCE_TTL_S = env.decimal("DESK_PRESENCE_TTL_S", 90.0, minimum=5, maximum=3600)
 CHAT_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_RATE_LIMIT_PER_MINUTE", 20, minimum=1)

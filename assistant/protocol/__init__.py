@@ -198,8 +198,17 @@ MAX_EVENT_DATA_BYTES = 4096
 MAX_EVENT_DATA_DEPTH = 8
 
 
-def decode_frame(text: str) -> dict[str, Any]:
-    """Parse one text frame into a validated client frame, or raise ClientError."""
+def decode_frame(
+    text: str,
+    fields_by_type: dict[str, dict[str, Field]] | None = None,
+    nested_fields: dict[tuple[str, str], dict[str, Field]] | None = None,
+) -> dict[str, Any]:
+    """Parse one text frame into a validated client frame, or raise ClientError.
+
+    The chat's frames by default; another socket (the agent desk) passes its own tables.
+    """
+    fields_by_type = FRAME_FIELDS if fields_by_type is None else fields_by_type
+    nested_fields = NESTED_FIELDS if nested_fields is None else nested_fields
     try:
         frame = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
@@ -211,14 +220,14 @@ def decode_frame(text: str) -> dict[str, Any]:
         raise ClientError(INVALID_FRAME, "Frame has no 'type' field.", field="type")
     if not isinstance(frame_type, str):
         raise ClientError(INVALID_FRAME, "'type' must be a string.", field="type")
-    fields = FRAME_FIELDS.get(frame_type)
+    fields = fields_by_type.get(frame_type)
     if fields is None:
-        known = ", ".join(sorted(FRAME_FIELDS))
+        known = ", ".join(sorted(fields_by_type))
         raise ClientError(UNKNOWN_TYPE, f"Unknown frame type {printable(frame_type)!r}; expected one of: {known}.")
     body = {key: value for key, value in frame.items() if key != "type"}
     _check_text(frame_type, body)
     _validate(frame_type, body, fields, prefix="")
-    for (owner, name), nested in NESTED_FIELDS.items():
+    for (owner, name), nested in nested_fields.items():
         if owner == frame_type and body.get(name) is not None:
             _validate(frame_type, body[name], nested, prefix=f"{name}.")
     data = body.get("data") if frame_type == "event" else None

@@ -77,7 +77,7 @@ async def test_staff_socket_from_the_sites_own_origin_opens() -> None:
 
 def test_every_staff_socket_is_mounted_behind_the_origin_guard() -> None:
     assert asgi.staff_sockets and all(isinstance(route.callback, StaffOriginGuard) for route in asgi.staff_sockets)
-    assert [str(route.pattern) for route in asgi.staff_sockets] == ["ws/analytics/"]
+    assert [str(route.pattern) for route in asgi.staff_sockets] == ["ws/analytics/", "ws/desk/"]
 
 
 # --- The rule -----------------------------------------------------------------------------------

@@ -1,0 +1,274 @@
+"""The `/ws/desk/` websocket: one agent's desk (protocol in docs/desk.md).
+
+Protocol handling only: each frame goes to `assistant.handoff.actions` (writes that also tell
+the visitor's tabs), its services or the desk's selectors, one database unit each. The desk
+follows the conversations it opened the way a visitor's tab does: through the session's hub
+inbox (replies generated in this process) and its channel-layer group (other processes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from assistant import protocol
+from assistant.delivery import PROCESS_ID, hub
+from assistant.groups import desk_session_group, session_group, session_of_group
+from assistant.handoff import actions, selectors, services
+from assistant.protocol import ClientError, frames
+from assistant.ratelimit import TokenBucket
+from assistant.selectors import iso
+from desk import protocol as desk_protocol
+from desk import selectors as desk_selectors
+from desk.groups import DESK_QUEUE_GROUP
+from project.logs import client_warnings
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+#: An agent's longest message, JSON-escaped, fits well within this.
+MAX_FRAME_CHARS = 64 * 1024
+#: Conversations one desk follows live at once; opening one more stops following the oldest.
+MAX_WATCHED = 50
+#: The desk's heartbeat (any frame) is written at most this often.
+PRESENCE_WRITE_S = 20.0
+
+_can_use_desk = database_sync_to_async(selectors.can_use_desk)
+_presence_set = database_sync_to_async(services.presence_set)
+_queue = database_sync_to_async(desk_selectors.queue)
+_conversation = database_sync_to_async(desk_selectors.conversation)
+_note_add = database_sync_to_async(services.note_add)
+
+
+class DeskConsumer(AsyncWebsocketConsumer):
+    """One agent's desk in one browser tab."""
+
+    user: Any = None
+    joined = False
+    available = False
+    presence_written = 0.0
+
+    async def connect(self) -> None:
+        """Agents only: 4401 without a login, 4403 without `use_desk` (the Origin is checked before)."""
+        self.watched: dict[str, tuple[asyncio.Queue[dict[str, Any]], asyncio.Task[None]]] = {}
+        user = self.scope.get("user")
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        if not await _can_use_desk(user):
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.user = user
+        self.frame_bucket = TokenBucket(per_minute=settings.DESK_FRAME_RATE_LIMIT_PER_MINUTE, burst=60)
+        await self.channel_layer.group_add(DESK_QUEUE_GROUP, self.channel_name)
+        self.joined = True
+
+    async def disconnect(self, code: int) -> None:
+        """Stop following every conversation; the agent's availability lapses with its heartbeat."""
+        for session_id in list(self.watched):
+            await self._unwatch(session_id)
+        if self.joined:
+            await self.channel_layer.group_discard(DESK_QUEUE_GROUP, self.channel_name)
+            self.joined = False
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        """Validate one frame and run its handler; a bad frame gets one `error` frame naming the problem."""
+        if self.user is None:
+            return
+        try:
+            if text_data is None:
+                raise ClientError(protocol.INVALID_FRAME, "Send JSON text frames.")
+            if len(text_data) > MAX_FRAME_CHARS:
+                raise ClientError(protocol.INVALID_FRAME, f"Frames are limited to {MAX_FRAME_CHARS} characters.")
+            wait = self.frame_bucket.take()
+            if wait is not None:
+                raise ClientError(protocol.RATE_LIMITED, "Too many frames; slow down.", retry_after=wait)
+            frame = protocol.decode_frame(text_data, desk_protocol.FRAME_FIELDS, {})
+            if "session_id" in frame:  # one spelling of each id, whatever the desk sent
+                frame["session_id"] = str(services.public_id(frame["session_id"]))
+            await self._heartbeat()
+            await getattr(self, "handle_" + frame["type"])(frame)
+        except ClientError as error:
+            client_warnings.warning(
+                logger, "desk", str(self.user.pk), "Desk of user %s: %s: %s", self.user.pk, error.code, error.detail
+            )
+            await self.send_json(dict(error.frame()))
+        except Exception:
+            logger.exception("Unhandled error in desk consumer")
+            await self.send_json(frames.error(protocol.INTERNAL_ERROR, "Something went wrong on our side."))
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Call the handler for `message["type"]`, without Channels' per-message thread hop.
+
+        Channels' dispatch runs `aclose_old_connections` on the database thread before every
+        message; every database unit here goes through `database_sync_to_async`, which closes
+        stale connections itself (as the chat consumer does). An unknown message is logged.
+        """
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            logger.warning("Ignored a channel-layer message of unknown type %r", message.get("type"))
+            return
+        await handler(message)
+
+    # --- agent frames -------------------------------------------------------------------------
+    async def handle_hello(self, frame: dict[str, Any]) -> None:
+        queue, mine = await _queue(agent=self.user)
+        agent = desk_selectors.agent_info(self.user, available=self.available)
+        await self.send_json(desk_protocol.welcome(agent=agent, queue=queue, mine=mine))
+        for item in mine:  # an agent's own conversations are followed live from the start
+            await self._watch(item["session_id"])
+
+    async def handle_ping(self, frame: dict[str, Any]) -> None:
+        await self.send_json(desk_protocol.pong())
+
+    async def handle_availability(self, frame: dict[str, Any]) -> None:
+        presence = await _presence_set(user=self.user, available=frame["available"])
+        self.available, self.presence_written = presence.available, time.monotonic()
+        await self.send_json(desk_protocol.availability(available=presence.available))
+
+    async def handle_open(self, frame: dict[str, Any]) -> None:
+        await self._show(frame["session_id"])
+
+    async def handle_claim(self, frame: dict[str, Any]) -> None:
+        changed = await actions.claim(session_id=frame["session_id"], agent=self.user)
+        session_id = str(changed.session.public_id)
+        await self._watch(session_id)  # following it before the ack: nothing said after the ack is missed
+        await self.send_json(desk_protocol.claim_ack(session_id=session_id))
+        await self._show(session_id)
+
+    async def handle_release(self, frame: dict[str, Any]) -> None:
+        await actions.release(session_id=frame["session_id"], agent=self.user)
+        await self.send_json(desk_protocol.action_ack("release", session_id=frame["session_id"]))
+
+    async def handle_transfer(self, frame: dict[str, Any]) -> None:
+        await actions.transfer(session_id=frame["session_id"], agent=self.user, to_user_id=frame["agent_id"])
+        await self.send_json(desk_protocol.action_ack("transfer", session_id=frame["session_id"]))
+
+    async def handle_handback(self, frame: dict[str, Any]) -> None:
+        await actions.handback(session_id=frame["session_id"], agent=self.user)
+        await self.send_json(desk_protocol.action_ack("handback", session_id=frame["session_id"]))
+
+    async def handle_resolve(self, frame: dict[str, Any]) -> None:
+        await actions.resolve(session_id=frame["session_id"], agent=self.user)
+        await self.send_json(desk_protocol.action_ack("resolve", session_id=frame["session_id"]))
+
+    async def handle_message(self, frame: dict[str, Any]) -> None:
+        """Store (durable before the ack, idempotent on `client_id`), then every visitor tab sees it."""
+        message = await actions.send_message(
+            session_id=frame["session_id"], agent=self.user, text=frame["text"], client_id=frame["client_id"]
+        )
+        await self.send_json(
+            desk_protocol.message_ack(
+                session_id=frame["session_id"],
+                client_id=frame["client_id"],
+                seq=message.seq,
+                message_id=str(message.public_id),
+            )
+        )
+
+    async def handle_note(self, frame: dict[str, Any]) -> None:
+        """An internal note: stored, then shown on every desk that has the conversation open."""
+        stored = await _note_add(session_id=frame["session_id"], agent=self.user, text=frame["text"])
+        note = desk_protocol.note(
+            session_id=frame["session_id"],
+            author=stored.author_name,
+            text=stored.text,
+            created_at=iso(stored.created_at),
+        )
+        await self.channel_layer.group_send(
+            desk_session_group(frame["session_id"]), {"type": "desk.frame", "frame": note}
+        )
+        if frame["session_id"] not in self.watched:
+            await self.send_json(note)
+
+    async def handle_typing(self, frame: dict[str, Any]) -> None:
+        await actions.typing(session_id=frame["session_id"], agent=self.user, state=frame["state"])
+
+    # --- channel-layer messages ---------------------------------------------------------------
+    async def desk_queue(self, message: dict[str, Any]) -> None:
+        """The queue changed somewhere: re-read this agent's view of it."""
+        queue, mine = await _queue(agent=self.user)
+        await self.send_json(desk_protocol.queue_updated(queue=queue, mine=mine))
+
+    async def desk_frame(self, message: dict[str, Any]) -> None:
+        """For the desks of one conversation: the visitor's typing, a note."""
+        await self.send_json(message["frame"])
+
+    async def chat_frames(self, event: dict[str, Any]) -> None:
+        """A followed conversation's frames from another process (this process's come by the hub)."""
+        if event.get("process") == PROCESS_ID:
+            return
+        await self._forward(event)
+
+    async def chat_event(self, message: dict[str, Any]) -> None:
+        """Event copies are for subscribers in the session's processes; the desk shows frames."""
+
+    async def chat_snapshot(self, message: dict[str, Any]) -> None:
+        """Snapshots are for visitor tabs that joined mid-reply; the desk reads the transcript."""
+
+    # --- following conversations --------------------------------------------------------------
+    async def _show(self, session_id: str) -> None:
+        payload = await _conversation(session_id=session_id)
+        await self._watch(payload["session_id"])
+        await self.send_json(desk_protocol.conversation(payload))
+
+    async def _watch(self, session_id: str) -> None:
+        if session_id in self.watched:
+            return
+        if len(self.watched) >= MAX_WATCHED:
+            await self._unwatch(next(iter(self.watched)))
+        group = session_group(session_id)
+        await self.channel_layer.group_add(group, self.channel_name)
+        await self.channel_layer.group_add(desk_session_group(session_id), self.channel_name)
+        inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        hub.join(group, inbox)  # after the layer group: see `delivery.has_remote_members`
+        self.watched[session_id] = (inbox, asyncio.create_task(self._pump(inbox)))
+
+    async def _unwatch(self, session_id: str) -> None:
+        inbox, pump = self.watched.pop(session_id)
+        group = session_group(session_id)
+        hub.leave(group, inbox)
+        pump.cancel()
+        await self.channel_layer.group_discard(group, self.channel_name)
+        await self.channel_layer.group_discard(desk_session_group(session_id), self.channel_name)
+
+    async def _pump(self, inbox: asyncio.Queue[dict[str, Any]]) -> None:
+        while True:
+            await self._forward(await inbox.get())
+
+    async def _forward(self, event: dict[str, Any]) -> None:
+        session_id = session_of_group(event.get("group") or "")
+        if session_id is None or session_id not in self.watched:
+            return
+        for frame in event.get("frames", []):
+            kind = frame.get("type", "")
+            if kind.startswith("_") or kind == "chat.snapshot":
+                continue
+            clean = frames.client_view(frame)
+            if kind == "reply.delta":
+                clean["offset"] = frame.get("_offset")
+            elif kind == "reply.end" and "_text" in frame:
+                clean["text"] = frame["_text"]  # the whole reply: a desk that missed a delta is whole again
+            await self.send_json(desk_protocol.session_frame(session_id, clean))
+
+    async def send_json(self, data: dict[str, Any]) -> None:
+        """Send one JSON frame."""
+        await self.send(text_data=json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+
+    async def _heartbeat(self) -> None:
+        """Any frame proves the desk is open: `seen_at` is refreshed, at most every PRESENCE_WRITE_S."""
+        now = time.monotonic()
+        if now - self.presence_written >= PRESENCE_WRITE_S:
+            self.presence_written = now
+            presence = await _presence_set(user=self.user)
+            self.available = presence.available

@@ -1,0 +1,31 @@
+"""The desk listens on the event seam: a change to the queue tells every open desk to refresh it."""
+
+from __future__ import annotations
+
+import logging
+
+from channels.layers import get_channel_layer
+
+from assistant import events
+from desk.groups import DESK_QUEUE_GROUP
+
+logger = logging.getLogger(__name__)
+
+
+def connect() -> None:
+    """Subscribe (once per process, from `DeskConfig.ready`). Originals only: each change once."""
+    for kind in (events.HandoffRequested, events.HandoffChanged, events.SessionEnded):
+        events.subscribe(kind, queue_changed)
+
+
+async def queue_changed(event: events.ChatEvent) -> None:
+    """Ask every desk, in every process, to re-read its queue (a coroutine: run as a background task)."""
+    if isinstance(event, events.HandoffRequested) and event.state != "waiting":
+        return  # `unavailable`: nobody was there to see it
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        await layer.group_send(DESK_QUEUE_GROUP, {"type": "desk.queue"})
+    except Exception:
+        logger.exception("Could not tell the desks that the queue changed")
