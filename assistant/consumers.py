@@ -408,9 +408,6 @@ class ChatConsumer(VisitorHandoff, VisitorFeedback, AsyncWebsocketConsumer):
         if turn.duplicate:
             self.message_bucket.refund()
             return
-        if turn.assistant_message is None:  # a person answers this visitor now
-            await self.announce_human_turn(session, turn, text)
-            return
         stored = events.MessageStored(
             session_pk=session.pk,
             session_id=str(session.public_id),
@@ -419,6 +416,9 @@ class ChatConsumer(VisitorHandoff, VisitorFeedback, AsyncWebsocketConsumer):
             role=user.role,
             text=text,
         )
+        if turn.assistant_message is None:  # a person answers this visitor now
+            await self.announce_human_turn(user, stored)
+            return
         events.publish(stored)
         self.streams[turn.assistant_message.seq] = 0
         registry.start(

@@ -23,8 +23,7 @@ from assistant.ratelimit import TokenBucket
 from assistant.selectors import history_message
 
 if TYPE_CHECKING:
-    from assistant.models import ChatSession
-    from assistant.services import TurnStarted
+    from assistant.models import ChatMessage, ChatSession
 
 _handoff_request = database_sync_to_async(services.handoff_request)
 _contact_store = database_sync_to_async(services.contact_store)
@@ -132,19 +131,12 @@ class VisitorHandoff:
         if view is not None:
             await self.send_frame(status_frame(view))
 
-    async def announce_human_turn(self, session: ChatSession, turn: TurnStarted, text: str) -> None:
-        """A visitor message while a person answers: no reply; the other tabs and the desk see it."""
-        user = turn.user_message
-        item = history_message(user)
+    async def announce_human_turn(self, user: ChatMessage, stored: events.MessageStored) -> None:
+        """A visitor message while a person answers: no reply; the other tabs and the desk see it.
+
+        The reply task announces a message when it starts; with no reply, this does (`stored`
+        travels to the session's other processes too: their trackers see the message).
+        """
         assert self.group is not None
-        await publish(self.group, [frames.message(item, others=True)], origin=self.channel_name)
-        await relay(
-            events.MessageStored(
-                session_pk=session.pk,
-                session_id=str(session.public_id),
-                seq=user.seq,
-                message_id=str(user.public_id),
-                role=user.role,
-                text=text,
-            )
-        )
+        await publish(self.group, [frames.message(history_message(user), others=True)], origin=self.channel_name)
+        await relay(stored)
