@@ -5,7 +5,9 @@ chat connections never pay for a session lookup). Anonymous connections are clos
 non-staff ones with 4403 (accepted first, so that the browser sees the code).
 
 Server → client frames:
-  {"type": "events", "events": [...], "active_sessions": N, "dropped": 0}   every ≤ 0.5 s while chats happen
+  {"type": "events", "events": [...], "active_sessions": N, "live": {...}, "dropped": 0}   every ≤ 0.5 s
+      while chats happen; `live` holds the registry's live metrics (`metrics.LIVE`): sessions
+      live, visitors waiting for a person, the longest wait
   {"type": "watching", "session_id": ...}        after a `watch` frame
   {"type": "chat", "session_id": ..., "frame": {...}}   a watched session's chat frame
   {"type": "error", "code": ..., "detail": ...}
@@ -30,7 +32,7 @@ from assistant.groups import analytics_live_group, session_group
 
 logger = logging.getLogger(__name__)
 
-_live_sessions = database_sync_to_async(selectors.live_sessions)
+_live_numbers = database_sync_to_async(selectors.live_numbers)
 MAX_FRAME_CHARS = 1000
 
 
@@ -88,14 +90,20 @@ class AnalyticsConsumer(AsyncWebsocketConsumer):
             await self.send_json({"type": "error", "code": "invalid_frame", "detail": str(error)[:200]})
 
     async def analytics_events(self, event: dict[str, Any]) -> None:
-        """A batch of live events from a chat server process, with the live session count."""
+        """A batch of live events from a chat server process, with the live numbers."""
         try:
-            active = await _live_sessions()
+            live: dict[str, int] | None = await _live_numbers()
         except Exception:
             logger.exception("Could not count live sessions")
-            active = None
+            live = None
         await self.send_json(
-            {"type": "events", "events": event["events"], "active_sessions": active, "dropped": event.get("dropped", 0)}
+            {
+                "type": "events",
+                "events": event["events"],
+                "active_sessions": live["live_sessions"] if live is not None else None,
+                "live": live,
+                "dropped": event.get("dropped", 0),
+            }
         )
 
     async def chat_frames(self, event: dict[str, Any]) -> None:

@@ -19,7 +19,11 @@ Which rows (the same sessions the dashboard and weekly report count, so the numb
   row count is the `messages` metric; with `sender_type=user` (or `assistant`) it is
   `user_messages` (or `assistant_messages`). A reply still streaming is exported as such.
 - analytics: the `ChatAnalytics` row of each session, which the rollups sum: its columns add up
-  to the summary's numbers (`total_messages` to `messages`, `feedback_up` to `thumbs_up`…).
+  to the summary's numbers (`total_messages` to `messages`, `feedback_up` to `thumbs_up`…), and
+  its human-support columns give the human-support metrics (rows with `handoff_requests` > 0 over
+  rows: the handoff rate; the mean of the `human_first_response_ms` lists: the first human
+  response; the mean of `avg_agent_response_ms`: the agent response time…). The messages
+  export names the person who wrote each `agent` message (`author_name`).
 
 Filters: `user_type` (the session's), `session_id` (one session's public UUID), `is_active`
 (true: not closed; closed means ended by the visitor or idle past RESOLUTION_IDLE_MINUTES, as
@@ -385,6 +389,12 @@ SESSIONS = Export(
         Column("resolved", "row_analytics__resolved", "bool"),
         Column("escalated", "row_analytics__escalated_to_human", "bool"),
         Column("rating", "row_analytics__satisfaction_rating", "number"),
+        Column("handoff_requests", "row_analytics__handoff_requests", "number"),
+        Column("human_involved", "row_analytics__human_involved", "bool"),
+        Column("human_resolved", "row_analytics__human_resolved", "bool"),
+        Column("agent_messages", "row_analytics__agent_messages", "number"),
+        Column("avg_agent_response_ms", "row_analytics__avg_agent_response_ms", "number"),
+        Column("visitor_returned", "row_analytics__visitor_returned", "bool"),
         Column("last_seen_at", "last_seen_at", "datetime"),
         Column("closed_at", "closed_at", "datetime"),
     ),
@@ -400,6 +410,7 @@ MESSAGES = Export(
         Column("message_id", "public_id", "uuid"),
         Column("seq", "seq", "number"),
         Column("role", "role"),
+        Column("author_name", "author_name"),
         Column("status", "status"),
         Column("text", "text"),
         Column("provider", "provider"),
@@ -455,6 +466,14 @@ ANALYTICS = Export(
         Column("duration_s", "duration_s", "number"),
         Column("response_times_ms", "response_times_ms", "list"),
         Column("ttfts_ms", "ttfts_ms", "list"),
+        Column("handoff_requests", "handoff_requests", "number"),
+        Column("human_involved", "human_involved", "bool"),
+        Column("human_resolved", "human_resolved", "bool"),
+        Column("agent_messages", "agent_messages", "number"),
+        Column("avg_agent_response_ms", "avg_agent_response_ms", "number"),
+        Column("human_first_response_ms", "human_first_response_ms", "list"),
+        Column("human_resolution_ms", "human_resolution_ms", "list"),
+        Column("visitor_returned", "visitor_returned", "bool"),
         Column("updated_at", "updated_at", "datetime"),
     ),
 )

@@ -66,6 +66,31 @@ class ChatAnalytics(models.Model):
     provider_errors = models.PositiveIntegerField(default=0)
     duration_s = models.PositiveIntegerField(default=0)
 
+    # Human support: from the session's `Handoff` rows and agent messages (docs/analytics.md).
+    handoff_requests = models.PositiveSmallIntegerField(
+        default=0, help_text="Times the visitor asked for a person (a person taking over unasked is not one)."
+    )
+    human_involved = models.BooleanField(default=False, help_text="A person claimed the session or wrote in it.")
+    human_resolved = models.BooleanField(
+        default=False, help_text="A person marked it resolved, and the visitor did not say otherwise."
+    )
+    agent_messages = models.PositiveIntegerField(default=0)
+    avg_agent_response_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Mean time from each agent message back to the visitor message before it."
+    )
+    human_first_response_ms = models.JSONField(
+        default=list, blank=True, help_text="Per answered request: request to the first agent message."
+    )
+    human_resolution_ms = models.JSONField(
+        default=list, blank=True, help_text="Per request a person resolved: request to resolution."
+    )
+    visitor_returned = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="Identified visitors only: they started a new session within FCR_WINDOW_DAYS. "
+        "Set by the rollup sweep, not the tracker.",
+    )
+
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -125,6 +150,20 @@ class DailySessionRollup(models.Model):
     sentiment_count = models.PositiveIntegerField(default=0)
     failovers = models.PositiveIntegerField(default=0)
     provider_errors = models.PositiveIntegerField(default=0)
+
+    handoff_sessions = models.PositiveIntegerField(default=0)
+    human_sessions = models.PositiveIntegerField(default=0)
+    contained = models.PositiveIntegerField(default=0, help_text="Finished, resolved, no person involved.")
+    agent_messages = models.PositiveIntegerField(default=0)
+    human_first_response_count = models.PositiveIntegerField(default=0)
+    human_first_response_ms_sum = models.BigIntegerField(default=0)
+    human_first_response_hist = models.JSONField(default=dict)
+    human_resolution_count = models.PositiveIntegerField(default=0)
+    human_resolution_ms_sum = models.BigIntegerField(default=0)
+    agent_response_sessions = models.PositiveIntegerField(default=0)
+    agent_response_ms_sum = models.BigIntegerField(default=0, help_text="Sum of the sessions' mean agent response.")
+    fcr_sessions = models.PositiveIntegerField(default=0, help_text="Finished sessions of identified visitors.")
+    fcr_resolved = models.PositiveIntegerField(default=0, help_text="Of those, resolved at first contact.")
 
     topics = models.JSONField(default=dict, help_text="Topic to number of sessions.")
     issue_topics = models.JSONField(default=dict, help_text="Topic to number of unresolved sessions.")

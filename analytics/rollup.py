@@ -67,13 +67,21 @@ def session_rows(analytics: QuerySet[ChatAnalytics]) -> list[DailySessionRollup]
         "failovers",
         "provider_errors",
         "topics_discussed",
+        "handoff_requests",
+        "human_involved",
+        "human_resolved",
+        "agent_messages",
+        "avg_agent_response_ms",
+        "human_first_response_ms",
+        "human_resolution_ms",
+        "visitor_returned",
     ):
         key = (row["day"], row["user_type"], row["provider"])
         group = groups.get(key)
         if group is None:
             group = groups[key] = DailySessionRollup(
                 day=key[0], user_type=key[1], provider=key[2], response_hist={}, ttft_hist={}, rating_hist={},
-                topics={}, issue_topics={}, hours=[0] * 24,
+                topics={}, issue_topics={}, hours=[0] * 24, human_first_response_hist={},
             )  # fmt: skip
         _add_session(group, row)
     return list(groups.values())
@@ -121,6 +129,35 @@ def _add_session(group: DailySessionRollup, row: dict[str, Any]) -> None:
         if kind == ChatAnalytics.Resolution.UNRESOLVED:
             group.issue_topics[topic] = group.issue_topics.get(topic, 0) + 1
     group.hours[timezone.localtime(row["started_at"]).hour] += 1
+    _add_human_support(group, row)
+
+
+def _add_human_support(group: DailySessionRollup, row: dict[str, Any]) -> None:
+    """Fold one session's human-support numbers into its group's sums."""
+    kind = row["resolution"]
+    group.handoff_sessions += row["handoff_requests"] > 0
+    group.human_sessions += row["human_involved"]
+    resolved = kind in {ChatAnalytics.Resolution.CONFIRMED, ChatAnalytics.Resolution.ASSUMED}
+    group.contained += resolved and not row["human_involved"]
+    group.agent_messages += row["agent_messages"]
+    first = row["human_first_response_ms"] or []
+    group.human_first_response_count += len(first)
+    group.human_first_response_ms_sum += sum(first)
+    group.human_first_response_hist = metrics.merge_histograms(
+        [group.human_first_response_hist, metrics.histogram(first)]
+    )
+    resolutions = row["human_resolution_ms"] or []
+    group.human_resolution_count += len(resolutions)
+    group.human_resolution_ms_sum += sum(resolutions)
+    if row["avg_agent_response_ms"] is not None:
+        group.agent_response_sessions += 1
+        group.agent_response_ms_sum += row["avg_agent_response_ms"]
+    fcr = metrics.is_resolved_at_first_contact(
+        resolution=kind, human_resolved=row["human_resolved"], visitor_returned=row["visitor_returned"]
+    )
+    if fcr is not None:
+        group.fcr_sessions += 1
+        group.fcr_resolved += fcr
 
 
 def provider_rows(calls: QuerySet[ProviderCall], day: date) -> list[DailyProviderRollup]:

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db.models import Count, Q, QuerySet
 from django.utils import timezone
 
-from analytics import metrics, rollup
+from analytics import metrics, rollup, support
 from analytics.metrics import Totals
 from analytics.models import ChatAnalytics, DailyProviderRollup, DailySessionRollup
 from assistant.models import ChatEvent, ChatSession, Feedback, ProviderCall, SessionRating
@@ -297,12 +297,24 @@ def live_sessions(now: datetime | None = None) -> int:
     ).count()
 
 
+def live_numbers(now: datetime | None = None) -> dict[str, int]:
+    """The registry's live metrics (`metrics.LIVE`) as they are now: sessions live, the queue for a person."""
+    now = now or timezone.now()
+    return {"live_sessions": live_sessions(now), **support.queue_now(now)}
+
+
+def agent_table(period: Period, filters: Filters = Filters()) -> list[dict[str, Any]]:
+    """Per person at the desk, over the period's sessions: conversations, first response, resolution, CSAT."""
+    return support.agent_rows(_sessions_in(period, filters))
+
+
 def report(period: Period, filters: Filters = Filters(), *, now: datetime | None = None) -> dict[str, Any]:
     """Everything the weekly report shows, as JSON-ready data."""
     now = now or timezone.now()
     data = summary(period, filters)
     data.update(breakdowns(period, filters))
     data["daily"] = daily_series(period, filters)
+    data["agents"] = agent_table(period, filters)
     data["generated_at"] = now.isoformat()
     data["timezone"] = settings.TIME_ZONE
     data["definitions"] = {key: metric.definition for key, metric in metrics.METRICS.items()}
@@ -388,6 +400,8 @@ SESSION_ROW_FIELDS = (
     "satisfaction_rating",
     "provider",
     "avg_response_time_ms",
+    "handoff_requests",
+    "human_involved",
 )
 
 
@@ -407,6 +421,8 @@ def _session_row(row: dict[str, Any]) -> dict[str, Any]:
         "rating": row["satisfaction_rating"],
         "provider": row["provider"],
         "avg_response_time_ms": row["avg_response_time_ms"],
+        "handoff_requests": row["handoff_requests"],
+        "human_involved": row["human_involved"],
     }
 
 
@@ -423,7 +439,7 @@ def _sessions_in(period: Period, filters: Filters) -> QuerySet[ChatAnalytics]:
 
 
 def tables(period: Period, filters: Filters = Filters(), *, limit: int = 20) -> dict[str, Any]:
-    """The dashboard's tables: recent sessions, most active, last feedback, unresolved and escalated."""
+    """The dashboard's tables: recent sessions, most active, last feedback, unresolved and escalated, agents."""
     rows = _sessions_in(period, filters)
     recent = rows.order_by("-started_at").values(*SESSION_ROW_FIELDS)[:limit]
     active = rows.order_by("-total_messages", "-started_at").values(*SESSION_ROW_FIELDS)[:5]
@@ -459,18 +475,21 @@ def tables(period: Period, filters: Filters = Filters(), *, limit: int = 20) -> 
         "most_active": [_session_row(row) for row in active],
         "last_feedback": last_feedback,
         "attention": [_session_row(row) for row in attention],
+        "agents": agent_table(period, filters),
     }
 
 
 def snapshot(period: Period, filters: Filters = Filters(), *, now: datetime | None = None) -> dict[str, Any]:
-    """The dashboard's headline numbers now: live sessions plus the period's summary."""
+    """The dashboard's headline numbers now: the live ones (`live`) plus the period's summary."""
     now = now or timezone.now()
     data = summary(period, filters)
     values = data["metrics"]
+    live = live_numbers(now)
     data.update(
         {
             "timestamp": now.isoformat(),
-            "active_sessions": live_sessions(now),
+            "live": live,
+            "active_sessions": live["live_sessions"],
             "avg_response_time": values["avg_response_time_ms"],
             "avg_satisfaction": values["avg_rating"],
             "satisfaction_rate": values["satisfaction_rate"],
@@ -510,6 +529,7 @@ def transcript(session_id: Any) -> dict[str, Any] | None:
                 "error": message.error_code,
                 "sources": message.knowledge_sections,
                 "created_at": message.created_at.isoformat(),
+                "author": message.author_name,
                 "feedback": {"rating": item.rating, "reason": item.reason, "comment": item.comment} if item else None,
                 "calls": calls.get(message.pk, []),
             }

@@ -16,14 +16,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, Max, OuterRef, Q
+from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from analytics import rollup, sql
 from analytics.models import ChatAnalytics, DailyProviderRollup, DailySessionRollup, RollupState
 from analytics.session_stats import SessionStats
-from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, ProviderCall, SessionRating
+from assistant.models import ChatEvent, ChatMessage, ChatSession, Feedback, Handoff, ProviderCall, SessionRating
 from assistant.services import processes_dead, replies_interrupt_orphaned
 
 logger = logging.getLogger(__name__)
@@ -46,14 +46,15 @@ def session_stats_load(*, session_pk: int) -> SessionStats | None:
     session = ChatSession.objects.filter(pk=session_pk).values(*_SESSION_FIELDS).first()
     if session is None:
         return None
-    return _replay(session, *_session_rows([session_pk]).get(session_pk, ([], [], [], None, [])))
+    return _replay(session, *_session_rows([session_pk]).get(session_pk, ([], [], [], None, [], [])))
 
 
-def _session_rows(
-    session_pks: list[int],
-) -> dict[int, tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], Any, list[dict[str, Any]]]]:
-    """Messages, calls, feedback, rating and events of several sessions, in 5 queries."""
-    out: dict[int, Any] = {pk: ([], [], [], None, []) for pk in session_pks}
+Rows = list[dict[str, Any]]
+
+
+def _session_rows(session_pks: list[int]) -> dict[int, tuple[Rows, Rows, Rows, Any, Rows, Rows]]:
+    """Messages, calls, feedback, rating, events and handoffs of several sessions, in 6 queries."""
+    out: dict[int, Any] = {pk: ([], [], [], None, [], []) for pk in session_pks}
     for message in (
         ChatMessage.objects.filter(session_id__in=session_pks)
         .order_by("session_id", "seq")
@@ -86,11 +87,17 @@ def _session_rows(
         "session_id", "score", "resolved", "updated_at"
     ):
         pk = rating["session_id"]
-        out[pk] = (out[pk][0], out[pk][1], out[pk][2], rating, out[pk][4])
+        out[pk] = (out[pk][0], out[pk][1], out[pk][2], rating, out[pk][4], out[pk][5])
     for event in (
         ChatEvent.objects.filter(session_id__in=session_pks).order_by("pk").values("session_id", "name", "created_at")
     ):
         out[event["session_id"]][4].append(event)
+    for handoff in (
+        Handoff.objects.filter(session_id__in=session_pks)
+        .order_by("pk")
+        .values("session_id", "pk", "requested_at", "assigned_at", "first_response_at", "ended_at", "outcome")
+    ):
+        out[handoff["session_id"]][5].append(handoff)
     return out
 
 
@@ -101,6 +108,7 @@ def _replay(
     feedback: list[dict[str, Any]],
     rating: dict[str, Any] | None,
     events: list[dict[str, Any]],
+    handoffs: list[dict[str, Any]],
 ) -> SessionStats:
     stats = SessionStats(session_pk=session["pk"], started_at=session["created_at"], user_type=session["user_type"])
     failovers: dict[int, int] = defaultdict(int)
@@ -110,6 +118,15 @@ def _replay(
             continue
         failovers[call["message_id"]] += 1 if call["fallback_from"] else 0
         errors[call["message_id"]] += 1 if call["outcome"] in {"error", "interrupted"} else 0
+    for handoff in handoffs:  # before the messages: an agent message may answer an open request
+        stats.observe_handoff(
+            key=handoff["pk"],
+            requested_at=handoff["requested_at"],
+            assigned_at=handoff["assigned_at"],
+            first_response_at=handoff["first_response_at"],
+            ended_at=handoff["ended_at"],
+            outcome=handoff["outcome"],
+        )
     for message in messages:
         role = message["role"]
         if role == ChatMessage.Role.USER:
@@ -192,9 +209,9 @@ class RecoveryResult:
 def stale_sessions(*, now: datetime, grace: timedelta, idle: timedelta, served_by: set[str] | None = None) -> Any:
     """Sessions whose `ChatAnalytics` row is missing or behind their stored rows.
 
-    Behind means: messages past the row's `last_seq`; feedback, a rating or events newer than
-    the row; closed after the row was written; or still pending resolution (or open) though
-    idle past the idle window. Changes newer than `grace` are left to a live tracker.
+    Behind means: messages past the row's `last_seq`; feedback, a rating, events or a handoff's
+    request, claim or end newer than the row; closed after the row was written; or still pending
+    resolution (or open) though idle past the idle window. Changes newer than `grace` are left to a live tracker.
     `served_by` limits the search to sessions last served by those processes.
     """
     cutoff = now - grace
@@ -205,6 +222,13 @@ def stale_sessions(*, now: datetime, grace: timedelta, idle: timedelta, served_b
     # A reply that ended after the row while `last_seq` already covered it: completed by a process
     # that died before its checkpoint, or marked interrupted by this very pass (at `now`: hence lte).
     newer_end = ChatMessage.objects.filter(session=OuterRef("pk"), finished_at__gt=row_time, finished_at__lte=cutoff)
+    # A request, claim or end of a person's part (the desk may resolve after the visitor left).
+    newer_handoff = Handoff.objects.filter(
+        Q(requested_at__gt=row_time, requested_at__lt=cutoff)
+        | Q(assigned_at__gt=row_time, assigned_at__lt=cutoff)
+        | Q(ended_at__gt=row_time, ended_at__lt=cutoff),
+        session=OuterRef("pk"),
+    )
     sessions = ChatSession.objects.all() if served_by is None else ChatSession.objects.filter(served_by__in=served_by)
     return sessions.filter(
         Q(analytics__isnull=True, last_seq__gt=0, last_seen_at__lt=cutoff)
@@ -215,6 +239,7 @@ def stale_sessions(*, now: datetime, grace: timedelta, idle: timedelta, served_b
         | Q(Exists(newer_rating))
         | Q(Exists(newer_event))
         | Q(Exists(newer_end))
+        | Q(Exists(newer_handoff))
     ).values_list("pk", flat=True)
 
 
@@ -271,6 +296,55 @@ def _rebuild_many(session_pks: list[int], *, now: datetime) -> int:
     return session_analytics_write(rows={item.session_pk: item.row(now) for item in stats}, now=now)
 
 
+# --- First-contact resolution ---------------------------------------------------------------
+#: Visitors whose sessions are re-read per query.
+RETURNS_BATCH = 500
+
+
+def visitor_returns_refresh(*, changed: QuerySet[ChatAnalytics], now: datetime) -> set[date]:
+    """Set `visitor_returned` on the sessions of the identified visitors of `changed` rows.
+
+    A session of an identified visitor (`external_user_id` and user type) has returned when the
+    same visitor started another session within `FCR_WINDOW_DAYS` after it began; anonymous
+    sessions keep None (first-contact resolution cannot tell them apart). A new session changes
+    its visitor's earlier sessions, which is why this runs in the rollup sweep (off the chat's
+    path) over every session of the visitors seen, not in the tracker. Idempotent; rows whose
+    flag changes get `updated_at = now`. Returns the local days of those rows, to roll up again.
+    """
+    window = timedelta(days=settings.FCR_WINDOW_DAYS)
+    visitors = set(
+        changed.exclude(session__external_user_id="")
+        .values_list("session__user_type", "session__external_user_id")
+        .distinct()
+        .order_by()
+    )
+    days: set[date] = set()
+    ordered = sorted(visitors)
+    for start in range(0, len(ordered), RETURNS_BATCH):
+        chunk = ordered[start : start + RETURNS_BATCH]
+        match = Q()
+        for user_type, external_id in chunk:
+            match |= Q(session__user_type=user_type, session__external_user_id=external_id)
+        per_visitor: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        for row in (
+            ChatAnalytics.objects.filter(match)
+            .order_by("started_at", "session_id")
+            .values("pk", "day", "started_at", "visitor_returned", "session__user_type", "session__external_user_id")
+        ):
+            per_visitor[(row["session__user_type"], row["session__external_user_id"])].append(row)
+        flips: dict[bool, list[Any]] = {True: [], False: []}
+        for rows in per_visitor.values():
+            for row, following in zip(rows, [*rows[1:], None], strict=True):
+                returned = following is not None and following["started_at"] - row["started_at"] <= window
+                if row["visitor_returned"] is not returned:
+                    flips[returned].append(row["pk"])
+                    days.add(row["day"])
+        for value, pks in flips.items():
+            if pks:
+                ChatAnalytics.objects.filter(pk__in=pks).update(visitor_returned=value, updated_at=now)
+    return days
+
+
 # --- Rollups --------------------------------------------------------------------------------
 def rollup_day(day: date) -> None:
     """Recompute both rollups of one local day from `ChatAnalytics` and `ProviderCall`."""
@@ -305,6 +379,7 @@ def rollups_refresh(*, now: datetime | None = None) -> list[date]:
     if state.analytics_seen_at is not None:
         analytics = analytics.filter(updated_at__gte=state.analytics_seen_at - ROLLUP_OVERLAP)
     days.update(analytics.values_list("day", flat=True).distinct().order_by())
+    days.update(visitor_returns_refresh(changed=analytics, now=now))
     calls = ProviderCall.objects.filter(pk__gt=max(0, state.last_call_id - ROLLUP_CALL_ID_OVERLAP))
     last_call_id = calls.aggregate(top=Max("pk"))["top"] or state.last_call_id
     days.update(
@@ -329,6 +404,7 @@ def rollups_rebuild(
     or changes to days outside the range would be skipped.
     """
     started = timezone.now()
+    visitor_returns_refresh(changed=ChatAnalytics.objects.all(), now=started)
     days = set(ChatAnalytics.objects.values_list("day", flat=True).distinct().order_by())
     days.update(
         ProviderCall.objects.annotate(local_day=TruncDate("started_at", tzinfo=timezone.get_current_timezone()))

@@ -36,6 +36,27 @@ class Reply:
 
 
 @dataclass(slots=True)
+class HumanPart:
+    """What analytics needs of one `Handoff` row: a request for a person, or a takeover."""
+
+    requested_at: datetime
+    taken_over: bool
+    assigned_at: datetime | None
+    first_response_at: datetime | None
+    ended_at: datetime | None
+    outcome: str
+
+
+def is_takeover(*, requested_at: datetime, assigned_at: datetime | None) -> bool:
+    """Whether a `Handoff` row is a person stepping in unasked rather than a visitor's request.
+
+    `assistant.handoff.services.claim` writes a takeover's request and claim with one timestamp;
+    a real request is claimed later. Takeovers count as a person's involvement, not as requests.
+    """
+    return assigned_at is not None and assigned_at == requested_at
+
+
+@dataclass(slots=True)
 class SessionStats:
     """Accumulated observations of one session; `row()` turns them into `ChatAnalytics` fields."""
 
@@ -46,9 +67,11 @@ class SessionStats:
     last_seq: int = 0
     last_activity_at: datetime | None = None
     user_sentiment: dict[int, float] = field(default_factory=dict)
+    user_times: dict[int, datetime] = field(default_factory=dict)
     last_user_seq: int = 0
     replies: dict[int, Reply] = field(default_factory=dict)
-    agent_seqs: set[int] = field(default_factory=set)
+    agent_times: dict[int, datetime] = field(default_factory=dict)  # agent messages by seq
+    handoffs: dict[int, HumanPart] = field(default_factory=dict)  # by Handoff pk
     topics: dict[str, None] = field(default_factory=dict)  # insertion-ordered set
     asked_for_human: bool = False
     actions: list[dict[str, str]] = field(default_factory=list)
@@ -68,6 +91,7 @@ class SessionStats:
         if seq in self.user_sentiment:
             return False
         self.user_sentiment[seq] = sentiment.score(text)
+        self.user_times[seq] = at or timezone.now()
         self.last_user_seq = max(self.last_user_seq, seq)
         rules = taxonomy.get()
         for topic in rules.topics_of(text):
@@ -78,10 +102,42 @@ class SessionStats:
         self._touch(at, seq)
         return True
 
-    def observe_agent_message(self, *, seq: int, at: datetime | None = None) -> None:
-        """A message written by a human agent: the session was escalated."""
-        self.agent_seqs.add(seq)
+    def observe_agent_message(self, *, seq: int, at: datetime | None = None) -> bool:
+        """A message written by a person at the desk: an answer (not the assistant's), and escalation.
+
+        Live, it is also the first response of an open request that has none yet (as the desk's
+        service records it on the `Handoff` row); False when it was already counted.
+        """
+        if seq in self.agent_times:
+            return False
+        at = at or timezone.now()
+        self.agent_times[seq] = at
+        for part in self.handoffs.values():
+            if part.outcome == "open" and part.first_response_at is None and at >= part.requested_at:
+                part.first_response_at = at
         self._touch(at, seq)
+        return True
+
+    def observe_handoff_request(self, *, at: datetime | None = None) -> None:
+        """The visitor asked for a person (the `Handoff` row itself comes with the next load)."""
+        self.asked_for_human = True
+        self._touch(at)
+
+    def observe_handoff(
+        self,
+        *,
+        key: int,
+        requested_at: datetime,
+        assigned_at: datetime | None,
+        first_response_at: datetime | None,
+        ended_at: datetime | None,
+        outcome: str,
+    ) -> None:
+        """A stored `Handoff` row (replacing what was known of it)."""
+        taken_over = is_takeover(requested_at=requested_at, assigned_at=assigned_at)
+        self.handoffs[key] = HumanPart(requested_at, taken_over, assigned_at, first_response_at, ended_at, outcome)
+        if not taken_over:
+            self.asked_for_human = True
 
     def observe_reply(
         self,
@@ -146,9 +202,12 @@ class SessionStats:
             for _, r in sorted(self.replies.items())
             if r.ttft_ms is not None and r.status in {"complete", "stopped"}
         ]
-        escalated = self.asked_for_human or bool(self.agent_seqs)
+        human = self._human()
+        escalated = self.asked_for_human or bool(human["human_involved"])
         negative = any(rating == "down" for rating in self.feedback.values())
-        unanswered = self.last_user_seq > max(complete, default=0)
+        # A person's message answers the visitor too (it is not an AI answer: `answered` and the
+        # reply times stay the assistant's).
+        unanswered = self.last_user_seq > max(max(complete, default=0), max(self.agent_times, default=0))
         kind = metrics.resolution(
             rating_resolved=self.rating_resolved,
             finished=closed,
@@ -170,7 +229,7 @@ class SessionStats:
             "user_type": self.user_type,
             "provider": providers.most_common(1)[0][0] if providers else "",
             "last_seq": self.last_seq,
-            "total_messages": user_messages + len(self.replies) + len(self.agent_seqs),
+            "total_messages": user_messages + len(self.replies) + len(self.agent_times),
             "user_messages": user_messages,
             "assistant_messages": len(self.replies),
             "avg_response_time_ms": round(avg) if avg is not None else None,
@@ -200,4 +259,33 @@ class SessionStats:
             "failovers": sum(r.failovers for r in self.replies.values()),
             "provider_errors": sum(r.errors for r in self.replies.values()),
             "duration_s": max(0, int((last_activity - self.started_at).total_seconds())),
+            **human,
+        }
+
+    def _human(self) -> dict[str, Any]:
+        """The human-support fields of the row (docs/analytics.md, "Human support")."""
+        parts = sorted(self.handoffs.values(), key=lambda part: part.requested_at)
+        requests = [part for part in parts if not part.taken_over]
+        conversation = sorted(
+            [(seq, "user", at) for seq, at in self.user_times.items()]
+            + [(seq, "agent", at) for seq, at in self.agent_times.items()]
+        )
+        agent_times = metrics.agent_response_times((role, at) for _, role, at in conversation)
+        avg_agent = metrics.mean(agent_times)
+        return {
+            "handoff_requests": len(requests),
+            "human_involved": bool(self.agent_times) or any(part.assigned_at is not None for part in parts),
+            "human_resolved": any(part.outcome == "resolved" for part in parts) and self.rating_resolved is not False,
+            "agent_messages": len(self.agent_times),
+            "avg_agent_response_ms": round(avg_agent) if avg_agent is not None else None,
+            "human_first_response_ms": [
+                metrics.milliseconds(part.requested_at, part.first_response_at)
+                for part in requests
+                if part.first_response_at is not None
+            ],
+            "human_resolution_ms": [
+                metrics.milliseconds(part.requested_at, part.ended_at)
+                for part in requests
+                if part.outcome == "resolved" and part.ended_at is not None
+            ],
         }

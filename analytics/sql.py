@@ -17,8 +17,9 @@ from typing import Any
 from analytics.models import ChatAnalytics
 from project import sql as shared
 
-#: Columns written on insert only: the row's identity and birth.
-_INSERT_ONLY = ("id", "session", "created_at")
+#: Columns written on insert only: the row's identity and birth, and `visitor_returned`, which
+#: the rollup sweep sets from the visitor's other sessions (`services.visitor_returns_refresh`).
+_INSERT_ONLY = ("id", "session", "created_at", "visitor_returned")
 
 #: Rows per statement: 40 columns each stays far below SQLite's 32,766 parameters.
 MAX_ROWS = 200
@@ -32,6 +33,6 @@ def upsert(*, rows: dict[int, dict[str, Any]], now: datetime) -> None:
     fields = shared.columns(ChatAnalytics)
     prepared = []
     for session_pk, values in rows.items():
-        row = dict(values, id=uuid.uuid4(), session=session_pk, created_at=now, updated_at=now)
+        row = dict(values, id=uuid.uuid4(), session=session_pk, created_at=now, updated_at=now, visitor_returned=None)
         prepared.append(shared.values_from(row, fields))
     shared.insert(ChatAnalytics, prepared, conflict="session", keep=_INSERT_ONLY, max_rows=MAX_ROWS)

@@ -34,6 +34,9 @@ def connect() -> None:
     subscribe(events.SessionRated, session_rated, copies=True)
     subscribe(events.VisitorEvent, visitor_event, copies=True)
     subscribe(events.SessionEnded, session_ended, copies=True)
+    subscribe(events.AgentMessageStored, agent_message_stored, copies=True)
+    subscribe(events.HandoffRequested, handoff_requested, copies=True)
+    subscribe(events.HandoffChanged, handoff_changed, copies=True)
     runtime.on_startup(recovery.startup)
     runtime.on_new_runtime(lambda rt: rt.before_close(flush_all))
 
@@ -187,6 +190,35 @@ def session_ended(event: events.SessionEnded) -> None:
     tracker = _tracker(event)
     if tracker is not None:
         tracker.ended()
+
+
+# --- human support ------------------------------------------------------------------------------
+def agent_message_stored(event: events.AgentMessageStored) -> None:
+    """A person wrote to the visitor: it answers the visitor's question (not as the assistant)."""
+    if not event.copy:
+        _live(event, {"type": "message", "role": "agent", "seq": event.seq, "agent": event.agent_name})
+    tracker = _tracker(event)
+    if tracker is not None:
+        tracker.agent_message(seq=event.seq)
+
+
+def handoff_requested(event: events.HandoffRequested) -> None:
+    """The visitor asked for a person: the session is escalated, waiting counts move."""
+    if not event.copy:
+        _live(event, {"type": "handoff", "state": event.state})
+    tracker = _tracker(event)
+    if tracker is not None:
+        tracker.handoff_requested()
+
+
+def handoff_changed(event: events.HandoffChanged) -> None:
+    """A person claimed, released, transferred, handed back or resolved the conversation."""
+    if not event.copy:
+        _live(event, {"type": "handoff", "state": event.state, "previous": event.previous_state,
+                      "agent": event.agent_name})  # fmt: skip
+    tracker = _tracker(event)
+    if tracker is not None:
+        tracker.reload()
 
 
 def _live(event: events.ChatEvent, payload: dict[str, Any]) -> None:

@@ -2,19 +2,23 @@
 
 Loaded once per process; `reload()` re-reads it (tests, and `recover_chat_analytics --all`
 after the operator edits the file). Matching is whole-word and case-insensitive, one compiled
-regular expression per topic, so tagging a message costs microseconds.
+regular expression per topic, so tagging a message costs microseconds. The `[escalation]`
+table is the chat's too (it offers "Talk to a person" on the same phrases): it is read, and
+matched, by `assistant.handoff.escalation`, and counted here.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from assistant.handoff import escalation as escalation_rules
+from assistant.handoff.escalation import word_pattern
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,35 +38,19 @@ class Taxonomy:
         return self.escalation is not None and self.escalation.search(text) is not None
 
 
-def _pattern(words: list[str]) -> re.Pattern[str] | None:
-    words = [word.strip() for word in words if isinstance(word, str) and word.strip()]
-    if not words:
-        return None
-    alternatives = "|".join(re.escape(word).replace(r"\ ", r"\s+") for word in sorted(words, key=len, reverse=True))
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
-
-
 def parse(path: Path) -> Taxonomy:
     """Read and check a taxonomy file; errors name the file and the problem."""
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ImproperlyConfigured(f"ANALYTICS_TOPICS_FILE {path}: {exc}") from None
+    data = escalation_rules.read_toml(path)
     topics: list[tuple[str, re.Pattern[str]]] = []
     for name, table in (data.get("topics") or {}).items():
         keywords = table.get("keywords") if isinstance(table, dict) else None
         if not isinstance(keywords, list):
             raise ImproperlyConfigured(f"ANALYTICS_TOPICS_FILE {path}: [topics.{name}] needs a 'keywords' list")
-        pattern = _pattern(keywords)
+        pattern = word_pattern(keywords)
         if pattern is not None:
             topics.append((name, pattern))
-    escalation = data.get("escalation") or {}
-    events = escalation.get("events", [])
-    return Taxonomy(
-        topics=tuple(topics),
-        escalation=_pattern(escalation.get("phrases", [])),
-        escalation_events=frozenset(event for event in events if isinstance(event, str)),
-    )
+    escalation = escalation_rules.from_data(data)
+    return Taxonomy(topics=tuple(topics), escalation=escalation.pattern, escalation_events=escalation.events)
 
 
 @functools.cache
@@ -72,6 +60,7 @@ def get() -> Taxonomy:
 
 
 def reload() -> Taxonomy:
-    """Forget the cached taxonomy and read the file again."""
+    """Forget the cached taxonomy (and the chat's escalation phrases) and read the file again."""
     get.cache_clear()
+    escalation_rules.reload()
     return get()

@@ -103,6 +103,8 @@ class AnalyticsTracker:
         self.stats = stats
         #: While the stored numbers of a resumed session load, observations wait in `backlog`.
         self.loading = False
+        #: A handoff changed while the stored rows were being read: read them once more after.
+        self.reload_again = False
         self.backlog: list[tuple[Callable[[SessionStats], Any], bool]] = []
         self.connections: set[str] = set()
         self.replies: set[int] = set()  # seqs of replies this process is generating
@@ -128,12 +130,45 @@ class AnalyticsTracker:
         except Exception:
             logger.exception("Analytics: could not load session %s; tracking it from now on", self.session_pk)
             stats = SessionStats(session_pk=self.session_pk, started_at=started_at, user_type=user_type)
+        self._loaded(stats)
+
+    def _loaded(self, stats: SessionStats | None, *, changed: bool = False) -> None:
+        """Take the numbers read from the database, then apply what was observed meanwhile."""
+        if self.reload_again:
+            self.reload_again = False
+            _spawn(self._reload(), name=f"analytics-reload-{self.session_pk}")
+            return  # still loading: the backlog waits for the newer read
         self.stats, self.loading = stats, False  # None: the session is gone, nothing to track
+        if changed and stats is not None:
+            self._changed(message=False)
         backlog, self.backlog = self.backlog, []
         for change, message in backlog:
             self._observe(change, message=message)
         if self.closed and self.unsaved:
             self._checkpoint()
+
+    def reload(self) -> None:
+        """The session's handoff rows changed (requested, claimed, resolved…): re-read its rows.
+
+        Rare (a few times per handed-off session), so the `Handoff` rows stay the one account of
+        who answered when, instead of a copy of their state machine kept in memory.
+        """
+        if self.loading:
+            self.reload_again = True
+            return
+        if self.stats is None:
+            return
+        self.loading = True
+        _spawn(self._reload(), name=f"analytics-reload-{self.session_pk}")
+
+    async def _reload(self) -> None:
+        previous = self.stats
+        try:
+            stats = await _load(session_pk=self.session_pk)
+        except Exception:
+            logger.exception("Analytics: could not re-read session %s; keeping its numbers in memory", self.session_pk)
+            stats = previous
+        self._loaded(stats, changed=True)
 
     @property
     def idle(self) -> bool:
@@ -173,6 +208,15 @@ class AnalyticsTracker:
             ),
             message=True,
         )
+
+    def agent_message(self, *, seq: int) -> None:
+        """A person at the desk wrote to the visitor: an answer, not the assistant's."""
+        self._observe(lambda s: s.observe_agent_message(seq=seq), message=True)
+
+    def handoff_requested(self) -> None:
+        """The visitor asked for a person: escalated at once, the request's row read from the database."""
+        self._observe(lambda s: s.observe_handoff_request())
+        self.reload()
 
     def feedback(self, *, message_id: str, rating: str) -> None:
         """Thumbs up/down on a reply."""
@@ -240,6 +284,10 @@ class AnalyticsTracker:
             return
         if new is False:
             return  # already counted (another copy of the same thing)
+        self._changed(message=message)
+
+    def _changed(self, *, message: bool) -> None:
+        """Something changed in memory: checkpoint it in time."""
         self.unsaved = True
         self.unsaved_messages += message
         if self.closed:

@@ -8,7 +8,10 @@ class AssistantConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        """Say at startup which AI providers will answer, and which are skipped for want of a key."""
+        """Say at startup which AI providers will answer, and which are skipped for want of a key;
+        follow visitors who leave while waiting for a person."""
+        from assistant.handoff import left
         from assistant.providers.registry import log_configuration
 
         log_configuration()
+        left.connect()

@@ -28,6 +28,7 @@ from assistant.access import client_ip, header, origin_allowed, verify_identity
 from assistant.delivery import PROCESS_ID, Frame, hub, publish, relay
 from assistant.feedback import VisitorFeedback
 from assistant.groups import reply_control_group, session_group
+from assistant.handoff import escalation
 from assistant.handoff.visitor import VisitorHandoff
 from assistant.protocol import ClientError, frames
 from assistant.ratelimit import TokenBucket, connections, ip_window_take
@@ -282,6 +283,7 @@ class ChatConsumer(VisitorHandoff, VisitorFeedback, AsyncWebsocketConsumer):
                     "max_chars": settings.CHAT_MAX_MESSAGE_CHARS,
                     "quick_replies": list(settings.ASSISTANT_QUICK_REPLIES),
                     "greeting": settings.ASSISTANT_GREETING,
+                    "ask_contact": settings.WIDGET_ASK_CONTACT,
                 },
                 token=opened.token,
             )
@@ -447,6 +449,7 @@ class ChatConsumer(VisitorHandoff, VisitorFeedback, AsyncWebsocketConsumer):
                 seq=message.seq,
                 message_id=str(message.public_id),
                 created_at=iso(message.created_at),
+                asks_for_person=escalation.get().asks_for_person(message.text),
             )
         )
 

@@ -227,7 +227,8 @@ class HandoffRequested(ChatEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HandoffChanged(ChatEvent):
-    """A person claimed, transferred, released, handed back or resolved the conversation."""
+    """The conversation's handoff state changed: a person claimed, transferred, released, handed
+    back or resolved it, or the visitor left while waiting (`actor_id` None: nobody at the desk)."""
 
     relayed: ClassVar[bool] = True
 
@@ -235,8 +236,9 @@ class HandoffChanged(ChatEvent):
     previous_state: str
     agent_id: int | None  # who answers the visitor now (None when nobody does)
     agent_name: str
-    actor_id: int  # who did it
+    actor_id: int | None  # who did it (None: the visitor, or the server's sweep)
     actor_name: str
+    outcome: str = ""  # how the request ended, when it did: resolved | handed_back | abandoned
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

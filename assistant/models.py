@@ -323,6 +323,9 @@ class Handoff(models.Model):
     first_response_at = models.DateTimeField(null=True, blank=True, help_text="The first agent message.")
     ended_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.OPEN)
+    notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the agents were emailed about it (HANDOFF_NOTIFY_AFTER_S)."
+    )
 
     class Meta:
         permissions = [("use_desk", "Can answer visitors at the agent desk")]

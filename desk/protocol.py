@@ -6,7 +6,10 @@ strict decoder (unknown fields refused, each error naming its field).
 
 from __future__ import annotations
 
+import json
 from typing import Any
+
+from django.conf import settings
 
 from assistant.handoff.services import MAX_AGENT_TEXT, MAX_DESK_CLIENT_ID, MAX_NOTE_TEXT
 from assistant.protocol import Field
@@ -20,6 +23,7 @@ FRAME_FIELDS: dict[str, dict[str, Field]] = {
     "ping": {},
     "availability": {"available": Field(bool, required=True)},
     "open": _SESSION,
+    "history": {**_SESSION, "before_seq": Field(int, required=True, minimum=1, maximum=2**31 - 1)},
     "claim": _SESSION,
     "release": _SESSION,
     "handback": _SESSION,
@@ -35,19 +39,81 @@ FRAME_FIELDS: dict[str, dict[str, Field]] = {
 }
 
 
-def welcome(*, agent: Frame, queue: list[Frame], mine: list[Frame]) -> Frame:
-    """`welcome`: who the desk is, the waiting queue and the agent's own conversations."""
-    return {"type": "welcome", "agent": agent, "queue": queue, "mine": mine}
+#: Room kept in every frame for what is not a list (type, ids, the visitor, analytics…).
+FRAME_HEADROOM = 8 * 1024
+#: The conversation lists of `welcome` and `queue.updated`, filled in this order when they do
+#: not all fit (after `agents`, which may take a quarter of the frame at most).
+LIST_PRIORITY = ("mine", "queue", "open")
 
 
-def queue_updated(*, queue: list[Frame], mine: list[Frame]) -> Frame:
-    """`queue.updated`: the queue or the agent's conversations changed."""
-    return {"type": "queue.updated", "queue": queue, "mine": mine}
+def frame_budget() -> int:
+    """The largest frame the server may send: daphne refuses to send more than a client may send
+    (`CHAT_MAX_FRAME_BYTES` caps both ways), so every desk frame is cut to fit under it."""
+    return settings.CHAT_MAX_FRAME_BYTES - FRAME_HEADROOM
+
+
+def size(value: Any) -> int:
+    """Bytes of `value` as sent (UTF-8 JSON, compact)."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def fit(items: list[Frame], budget: int, *, keep: str = "head") -> list[Frame]:
+    """The longest run of `items` (from the start, or the end with keep="tail") within `budget` bytes."""
+    ordered = items if keep == "head" else list(reversed(items))
+    kept: list[Frame] = []
+    used = 0
+    for item in ordered:
+        used += size(item) + 1
+        if used > budget:
+            break
+        kept.append(item)
+    return kept if keep == "head" else list(reversed(kept))
+
+
+def _lists(lists: dict[str, Any]) -> Frame:
+    """The desk's lists cut to fit one frame (agents, then LIST_PRIORITY), with their full `totals`."""
+    budget = frame_budget()
+    out: Frame = {"totals": lists["totals"], "agents": fit(lists["agents"], budget // 4)}
+    budget -= size(out["agents"])
+    for name in LIST_PRIORITY:
+        out[name] = fit(lists[name], budget)
+        budget -= size(out[name])
+    return out
+
+
+def welcome(*, agent: Frame, lists: dict[str, Any]) -> Frame:
+    """`welcome`: who the desk is, the waiting queue, the agent's own conversations, every open
+    conversation (any agent's), the agents one may transfer to, and how many there are of each."""
+    return {"type": "welcome", "agent": agent, **_lists(lists)}
+
+
+def queue_updated(*, lists: dict[str, Any]) -> Frame:
+    """`queue.updated`: the queue, the agent's conversations, the open ones or the agents changed."""
+    return {"type": "queue.updated", **_lists(lists)}
 
 
 def conversation(payload: Frame) -> Frame:
-    """`conversation`: one conversation in full (transcript, visitor, notes, earlier sessions)."""
-    return {"type": "conversation", **payload}
+    """`conversation`: one conversation (transcript, visitor, notes, earlier sessions, analytics).
+
+    The transcript keeps its newest messages and the notes their newest that fit one frame;
+    `truncated` says whether earlier messages were left out (`history` pages back to them).
+    """
+    budget = frame_budget() - size({k: v for k, v in payload.items() if k not in ("messages", "notes")})
+    messages = fit(payload["messages"], budget * 3 // 4, keep="tail")
+    notes = fit(payload["notes"], budget - size(messages), keep="tail")
+    truncated = payload["truncated"] or len(messages) < len(payload["messages"])
+    return {"type": "conversation", **payload, "messages": messages, "notes": notes, "truncated": truncated}
+
+
+def history(*, session_id: str, messages: list[Frame], truncated: bool) -> Frame:
+    """`history`: messages before `before_seq`, oldest first; `truncated` if there are earlier ones."""
+    kept = fit(messages, frame_budget(), keep="tail")
+    return {
+        "type": "history",
+        "session_id": session_id,
+        "messages": kept,
+        "truncated": truncated or len(kept) < len(messages),
+    }
 
 
 def session_frame(session_id: str, frame: Frame) -> Frame:

@@ -7,6 +7,7 @@ import logging
 from channels.layers import get_channel_layer
 
 from assistant import events
+from desk import notify
 from desk.groups import DESK_QUEUE_GROUP
 
 logger = logging.getLogger(__name__)
@@ -14,8 +15,11 @@ logger = logging.getLogger(__name__)
 
 def connect() -> None:
     """Subscribe (once per process, from `DeskConfig.ready`). Originals only: each change once."""
-    for kind in (events.HandoffRequested, events.HandoffChanged, events.SessionEnded):
+    # A visitor who ends the conversation while waiting is a HandoffChanged (`abandoned`) too;
+    # any other SessionEnded leaves the queue as it was.
+    for kind in (events.HandoffRequested, events.HandoffChanged):
         events.subscribe(kind, queue_changed)
+    events.subscribe(events.HandoffRequested, notify.handoff_requested)
 
 
 async def queue_changed(event: events.ChatEvent) -> None:

@@ -1,9 +1,9 @@
-"""A Content-Security-Policy on the staff pages (the Django admin and the analytics dashboard).
+"""A Content-Security-Policy on the staff pages (the admin, the analytics dashboard, the agent desk).
 
 django-csp builds the header from `CONTENT_SECURITY_POLICY` (project/settings.py): scripts,
 styles, images and fonts from this origin only, no inline script or style, no plugins, no
 `<base>`, forms posting to this origin, no framing. It applies under the admin's URL prefix
-only: the public pages (the demo page at `/`) and the widget served to other sites are not the
+and the desk's (`/desk/`) only: the public pages (the demo page at `/`) and the widget served to other sites are not the
 staff's, and the widget injects its own styles into the host page, which such a policy would
 block there. (The header is for documents; on `widget.js` itself it would change nothing.)
 
@@ -28,12 +28,18 @@ def staff_prefix() -> str:
     return reverse("admin:index")
 
 
+@functools.cache
+def staff_prefixes() -> tuple[str, ...]:
+    """Every prefix the policy covers: the admin's, and the agent desk's (agents need not be staff)."""
+    return (staff_prefix(), reverse("desk:index"))
+
+
 class StaffCSPMiddleware(CSPMiddleware):
-    """django-csp's middleware, for responses under the admin prefix only."""
+    """django-csp's middleware, for responses under the staff prefixes only."""
 
     def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         """Add the policy to staff responses; leave every other response alone."""
-        if not request.path_info.startswith(staff_prefix()):
+        if not request.path_info.startswith(staff_prefixes()):
             return response
         return super().process_response(request, response)
 

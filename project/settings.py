@@ -93,6 +93,10 @@ if _postgres is not None:
             **_postgres,
             "CONN_MAX_AGE": 0,
             "OPTIONS": {
+                # No JIT: the chat's and the desk's queries are small and many; Postgres's cost
+                # estimates over tiny tables with joins (the desk's list of agents) crossed
+                # jit_above_cost and spent 550 ms compiling a 1 ms query (bench/desk.py).
+                "options": "-c jit=off",
                 "pool": {
                     "min_size": env.integer("DATABASE_POOL_MIN_SIZE", 2, minimum=0),
                     "max_size": env.integer("DATABASE_POOL_MAX_SIZE", 10, minimum=1),
@@ -133,7 +137,17 @@ if REDIS_URL is not None:
             "CONFIG": {
                 # redis-py's default 5 s socket timeout races channels_redis's 5 s BZPOPMIN and
                 # kills idle consumers with 1011; give the socket more time than the pop.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 30, "socket_connect_timeout": 5}],
+                # redis-py 8 caps a pool at 100 connections and refuses the 101st at once
+                # (MaxConnectionsError): 200 visitors saying hello together each borrow one
+                # for their group_add. REDIS_MAX_CONNECTIONS is per server process.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 30,
+                        "socket_connect_timeout": 5,
+                        "max_connections": env.integer("REDIS_MAX_CONNECTIONS", 1000, minimum=10, maximum=100_000),
+                    }
+                ],
                 "prefix": env.string("CHANNEL_LAYER_PREFIX", "parley"),
                 "capacity": 1000,
                 "expiry": 30,
@@ -297,6 +311,13 @@ except (ValueError, zoneinfo.ZoneInfoNotFoundError):
 DESK_FRAME_RATE_LIMIT_PER_MINUTE = env.integer("DESK_FRAME_RATE_LIMIT_PER_MINUTE", 600, minimum=10, maximum=60000)
 CHAT_TYPING_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_TYPING_RATE_LIMIT_PER_MINUTE", 30, minimum=1, maximum=600)
 DESK_PRESENCE_TTL_S = env.decimal("DESK_PRESENCE_TTL_S", 90.0, minimum=5, maximum=3600)
+# A visitor waiting this long for a person with nobody claiming them: the agents get one email
+# (0 = never). DESK_URL (the desk's public address) makes it a link.
+HANDOFF_NOTIFY_AFTER_S = env.integer("HANDOFF_NOTIFY_AFTER_S", 120, minimum=0, maximum=7 * 86400)
+DESK_URL = env.string("DESK_URL", "")
+# A visitor whose every connection closed while waiting for a person, and who has not come back
+# within this many seconds, leaves the queue (the request ends `abandoned`; 0 = never).
+HANDOFF_ABANDON_AFTER_S = env.integer("HANDOFF_ABANDON_AFTER_S", 120, minimum=0, maximum=86400)
 CHAT_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_RATE_LIMIT_PER_MINUTE", 20, minimum=1)
 CHAT_RATE_LIMIT_BURST = env.integer("CHAT_RATE_LIMIT_BURST", 5, minimum=1)
 CHAT_IP_RATE_LIMIT_PER_MINUTE = env.integer("CHAT_IP_RATE_LIMIT_PER_MINUTE", 60, minimum=1)
@@ -323,6 +344,9 @@ WIDGET_IDENTITY_REQUIRED = env.boolean("WIDGET_IDENTITY_REQUIRED", False)
 WIDGET_IDENTITY_MAX_AGE_S = env.integer("WIDGET_IDENTITY_MAX_AGE_S", 86400, minimum=60)
 if WIDGET_IDENTITY_REQUIRED and not WIDGET_IDENTITY_SECRET:
     raise ImproperlyConfigured("WIDGET_IDENTITY_REQUIRED needs WIDGET_IDENTITY_SECRET")
+# The widget's pre-chat contact form: off, optional (the visitor may skip it), or required
+# (no chatting until it is sent). Sent to the widget in `welcome.config.ask_contact`.
+WIDGET_ASK_CONTACT = env.choice("WIDGET_ASK_CONTACT", "off", ("off", "optional", "required"))
 
 # --- Analytics ------------------------------------------------------------------------------
 ANALYTICS_TRACKER = env.boolean("ANALYTICS_TRACKER", True)
@@ -332,6 +356,9 @@ ANALYTICS_RECOVERY_INTERVAL_S = env.integer("ANALYTICS_RECOVERY_INTERVAL_S", 60,
 ANALYTICS_RECOVERY_GRACE_S = env.integer("ANALYTICS_RECOVERY_GRACE_S", 30, minimum=0)
 RESOLUTION_IDLE_MINUTES = env.integer("RESOLUTION_IDLE_MINUTES", 30, minimum=1)
 LIVE_SESSION_WINDOW_S = env.integer("LIVE_SESSION_WINDOW_S", 300, minimum=10)
+# First-contact resolution: a resolved session counts only if the same identified visitor starts no
+# new session within this many days (docs/analytics.md, "Human support").
+FCR_WINDOW_DAYS = env.integer("FCR_WINDOW_DAYS", 7, minimum=1, maximum=365)
 ANALYTICS_TOPICS_FILE = env.path("ANALYTICS_TOPICS_FILE", BASE_DIR / "analytics" / "data" / "topics.toml")
 ANALYTICS_PRICES_FILE = (
     env.path("ANALYTICS_PRICES_FILE", BASE_DIR) if env.optional_string("ANALYTICS_PRICES_FILE") else None

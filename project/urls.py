@@ -7,5 +7,6 @@ urlpatterns = [
     # Before admin.site.urls, whose catch-all would answer these paths with its own 404.
     path("admin/chat-analytics/", include("analytics.urls")),
     path("admin/", admin.site.urls),
+    path("desk/", include("desk.urls")),
     path("", include("assistant.urls")),
 ]

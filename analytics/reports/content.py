@@ -32,7 +32,10 @@ BREAKDOWN_TITLES = {
     "peak_hours": "Peak usage hours",
     "providers": "AI usage by provider",
     "models": "AI usage by model",
+    "agents": "Human support by agent",
 }
+#: The per-agent table's title; left out of a report whose period no person answered in.
+AGENTS_TITLE = BREAKDOWN_TITLES["agents"]
 
 
 def generated(data: Mapping[str, Any]) -> str:
@@ -187,6 +190,23 @@ def model_rows(data: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
             row_cost(row),
         ]
         for row in data.get("models", [])
+    ]
+    return headers, rows
+
+
+def agent_rows(data: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The "Human support by agent" table: headers and formatted cells."""
+    headers = ["Agent", "Conversations", "First response (avg)", "Resolved", "Resolution time (avg)", "CSAT"]
+    rows = [
+        [
+            str(row["agent"]),
+            count(row["conversations"]),
+            format_value("avg_human_first_response_ms", row.get("avg_human_first_response_ms")),
+            count(row.get("resolved") or 0),
+            format_value("avg_human_resolution_ms", row.get("avg_human_resolution_ms")),
+            format_value("csat", row.get("csat")),
+        ]
+        for row in data.get("agents", [])
     ]
     return headers, rows
 

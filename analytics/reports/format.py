@@ -48,6 +48,8 @@ def format_unit(unit: Unit | str, value: float | None) -> str:
         return number(value, 0) if float(value).is_integer() else number(value)
     if unit == "ms":
         return f"{number(value, 1)} ms"
+    if unit == "duration":
+        return format_duration(value)
     if unit == "percent":
         return f"{number(value)}%"
     if unit == "usd":
@@ -57,6 +59,20 @@ def format_unit(unit: Unit | str, value: float | None) -> str:
     if unit == "score":
         return f"{number(value)} / 100"
     return number(value)
+
+
+def format_duration(value_ms: float) -> str:
+    """A human wait in milliseconds, as people read it: "850 ms", "42.5 s", "4 min 05 s", "2 h 07 min"."""
+    if value_ms < 1000:
+        return f"{number(value_ms, 0)} ms"
+    seconds = value_ms / 1000
+    if seconds < 60:
+        return f"{number(seconds, 1)} s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    minutes = round(seconds / 60)
+    return f"{minutes // 60:,} h {minutes % 60:02d} min"
 
 
 def unit_of(key: str) -> Unit:

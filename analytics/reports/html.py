@@ -12,6 +12,8 @@ from typing import Any
 from django.utils.html import escape
 
 from analytics.reports.content import (
+    AGENTS_TITLE,
+    agent_rows,
     busiest_hours,
     daily_rows,
     definition_list,
@@ -209,7 +211,10 @@ def render_html(data: Mapping[str, Any]) -> str:
     for heading, (headers, rows), left in (
         ("AI usage by provider", provider_rows(data), 1),
         ("AI usage by model", model_rows(data), 3),
+        ("Human support by agent", agent_rows(data), 1),
     ):
+        if not rows and heading.lower() == AGENTS_TITLE.lower():
+            continue  # a site where no person answers visitors has no such table
         body.append(f"<h2 {_H2}>{escape(heading)}</h2>")
         escaped = [[_html_cell(cell) for cell in row] for row in rows]
         body.append(_html_table(headers, escaped, left=left) if rows else _html_no_data())

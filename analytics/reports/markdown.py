@@ -10,7 +10,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from analytics.reports.content import (
+    AGENTS_TITLE,
     BREAKDOWN_TITLES,
+    agent_rows,
     breakdowns,
     daily_rows,
     empty_notice,
@@ -91,7 +93,10 @@ def render_markdown(data: Mapping[str, Any]) -> str:
     for heading, (headers, rows), left in (
         ("AI usage by provider", provider_rows(data), 1),
         ("AI usage by model", model_rows(data), 3),
+        ("Human support by agent", agent_rows(data), 1),
     ):
+        if not rows and heading.lower() == AGENTS_TITLE.lower():
+            continue  # a site where no person answers visitors has no such table
         out += ["", f"## {heading}", ""]
         escaped = [[md_escape(cell) for cell in row] for row in rows]
         out += _md_table(headers, escaped, left=left) if rows else [f"_{NO_DATA}_"]

@@ -6,6 +6,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from analytics.reports.content import (
+    AGENTS_TITLE,
+    agent_rows,
     busiest_hours,
     daily_rows,
     definition_list,
@@ -96,7 +98,10 @@ def render_text(data: Mapping[str, Any]) -> str:
     for heading, (headers, rows), left in (
         ("AI USAGE BY PROVIDER", provider_rows(data), 1),
         ("AI USAGE BY MODEL", model_rows(data), 3),
+        ("HUMAN SUPPORT BY AGENT", agent_rows(data), 1),
     ):
+        if not rows and heading.lower() == AGENTS_TITLE.lower():
+            continue  # a site where no person answers visitors has no such table
         out += ["", heading]
         out += _text_table(headers, rows, left=left) if rows else [f"  {NO_DATA}"]
     headers, rows = daily_rows(data)

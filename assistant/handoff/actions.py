@@ -112,5 +112,6 @@ async def _announce(changed: Changed, status: frames.Frame, actor: AbstractBaseU
             agent_name=selectors.display_name(agent) if agent is not None else "",
             actor_id=actor.pk,
             actor_name=selectors.display_name(actor),
+            outcome=changed.handoff.outcome if changed.handoff is not None and changed.handoff.ended_at else "",
         )
     )

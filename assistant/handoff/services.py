@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -271,6 +271,39 @@ def abandon_waiting(*, session_pk: int, now: datetime | None = None) -> bool:
                 outcome=Handoff.Outcome.ABANDONED, ended_at=now
             )
     return bool(changed)
+
+
+def abandon_left(*, session_pk: int, left_at: datetime, now: datetime | None = None) -> ChatSession | None:
+    """The visitor's last tab closed at `left_at` while waiting, and no `hello` came since (which
+    stamps `last_seen_at`): the request ends `abandoned`. The session, or None if nothing changed."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        changed = ChatSession.objects.filter(
+            pk=session_pk, handoff_state=State.WAITING, last_seen_at__lte=left_at
+        ).update(handoff_state=State.AI, updated_at=now)
+        if not changed:
+            return None
+        Handoff.objects.filter(session_id=session_pk, outcome=Handoff.Outcome.OPEN).update(
+            outcome=Handoff.Outcome.ABANDONED, ended_at=now
+        )
+    return ChatSession.objects.get(pk=session_pk)
+
+
+def unclaimed_to_notify(*, after_s: float, now: datetime | None = None, limit: int = 50) -> list[Handoff]:
+    """Requests waiting longer than `after_s` that nobody claimed and the agents were not told of:
+    each is marked told here, by a guarded update, so that of several processes exactly one sends."""
+    now = now or timezone.now()
+    candidates = list(
+        Handoff.objects.filter(
+            outcome=Handoff.Outcome.OPEN,
+            notified_at=None,
+            requested_at__lte=now - timedelta(seconds=after_s),
+            session__handoff_state=State.WAITING,
+        )
+        .select_related("session")
+        .order_by("requested_at", "pk")[:limit]
+    )
+    return [h for h in candidates if Handoff.objects.filter(pk=h.pk, notified_at=None).update(notified_at=now)]
 
 
 # --- helpers ----------------------------------------------------------------------------------

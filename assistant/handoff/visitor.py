@@ -31,6 +31,21 @@ _handoff_view = database_sync_to_async(selectors.handoff_view)
 _abandon_waiting = database_sync_to_async(services.abandon_waiting)
 
 
+def abandoned_event(session: ChatSession) -> events.HandoffChanged:
+    """The visitor left while waiting: the request ended `abandoned` (nobody at the desk did it)."""
+    return events.HandoffChanged(
+        session_pk=session.pk,
+        session_id=str(session.public_id),
+        state=session.Handoff.AI,
+        previous_state=session.Handoff.WAITING,
+        agent_id=None,
+        agent_name="",
+        actor_id=None,
+        actor_name="",
+        outcome="abandoned",
+    )
+
+
 def status_frame(view: HandoffView) -> dict[str, Any]:
     """The `handoff.status` frame for `view`."""
     return frames.handoff_status(state=view.state, position=view.position, agent_name=view.agent_name)
@@ -119,6 +134,7 @@ class VisitorHandoff:
             session.handoff_state = session.Handoff.AI
             assert self.group is not None
             await publish(self.group, [frames.handoff_status(state="ended")])
+            await relay(abandoned_event(session))
 
     async def send_handoff_status(self, session: ChatSession) -> None:
         """On `hello`: a session waiting for (or with) a person says so to the joining tab."""

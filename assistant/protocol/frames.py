@@ -53,6 +53,8 @@ class WelcomeConfig(TypedDict):
     max_chars: int
     quick_replies: list[str]
     greeting: str
+    #: WIDGET_ASK_CONTACT: `off`, `optional` or `required` (the widget's pre-chat contact form).
+    ask_contact: str
 
 
 class WelcomeFrame(TypedDict):
@@ -72,6 +74,8 @@ class AckFrame(TypedDict):
     seq: int
     message_id: str
     created_at: str
+    #: Only `True`, when the message contains an escalation phrase: offer the visitor a person.
+    asks_for_person: NotRequired[bool]
 
 
 class ReplyStartFrame(TypedDict):
@@ -159,9 +163,18 @@ def welcome(
     return frame
 
 
-def ack(*, client_id: str, seq: int, message_id: str, created_at: str) -> AckFrame:
-    """`ack`: the visitor's message is stored."""
-    return {"type": "ack", "client_id": client_id, "seq": seq, "message_id": message_id, "created_at": created_at}
+def ack(*, client_id: str, seq: int, message_id: str, created_at: str, asks_for_person: bool = False) -> AckFrame:
+    """`ack`: the visitor's message is stored (`asks_for_person`: its text asks for a person)."""
+    frame: AckFrame = {
+        "type": "ack",
+        "client_id": client_id,
+        "seq": seq,
+        "message_id": message_id,
+        "created_at": created_at,
+    }
+    if asks_for_person:
+        frame["asks_for_person"] = True
+    return frame
 
 
 def message(item: HistoryMessage, *, others: bool = False) -> Frame:

@@ -42,12 +42,24 @@
     return "$" + value.toLocaleString(undefined, { minimumFractionDigits: 2, maximumFractionDigits: digits });
   }
 
+  /** A human wait in ms as people read it: "850 ms", "42.5 s", "4 min 05 s", "2 h 07 min" (as the report). */
+  function duration(ms) {
+    if (ms < 1000) return integer.format(ms) + " ms";
+    var seconds = ms / 1000;
+    if (seconds < 60) return oneDecimal.format(seconds) + " s";
+    var whole = Math.round(seconds);
+    if (whole < 3600) return Math.floor(whole / 60) + " min " + String(whole % 60).padStart(2, "0") + " s";
+    var minutes = Math.round(seconds / 60);
+    return integer.format(Math.floor(minutes / 60)) + " h " + String(minutes % 60).padStart(2, "0") + " min";
+  }
+
   /** A value of a metric with `unit` (analytics.metrics.Unit); "no data" for null, never 0. */
   function formatUnit(unit, value) {
     if (!isNumber(value)) return NO_DATA;
     switch (unit) {
       case "count": return integer.format(value);
       case "ms": return value >= 10000 ? oneDecimal.format(value / 1000) + " s" : integer.format(value) + " ms";
+      case "duration": return duration(value);
       case "percent": return oneDecimal.format(value) + " %";
       case "usd": return money(value);
       case "rating": return twoDecimals.format(value) + " / 5";

@@ -58,7 +58,8 @@
   }
 
   // The headline cards: the metrics the server's registry (analytics.metrics) gives a card
-  // number, in that order. `live_sessions` is read live (snapshot.active_sessions and the socket).
+  // number, in that order. Metrics without a section (live_sessions, waiting_now,
+  // longest_wait_ms) are read live: the snapshot's and the socket's `live` numbers.
   var CARDS = Object.keys(DEFINITIONS).filter(function (key) {
     return isNumber(DEFINITIONS[key].card);
   }).sort(function (a, b) {
@@ -282,11 +283,11 @@
         change,
         el("p", { className: "visually-hidden", id: defId, text: metric.definition }),
       ]);
-      if (key === "live_sessions") {
+      if (isLive(key)) {
         card.classList.add("ca-kpi-live");
         value.setAttribute("aria-live", "polite");
         value.setAttribute("aria-atomic", "true");
-        change.textContent = "open sessions with recent visitor activity";
+        change.textContent = key === "live_sessions" ? "open sessions with recent visitor activity" : "right now";
       }
       holder.appendChild(card);
       cards[key] = { card: card, value: value, change: change };
@@ -313,7 +314,7 @@
 
   function setChange(key, change, previousPeriod) {
     var card = cards[key];
-    if (!card || key === "live_sessions") return;
+    if (!card || isLive(key)) return;
     var node = card.change;
     node.textContent = "";
     node.className = "ca-kpi-change";
@@ -358,11 +359,21 @@
     });
   }
 
+  function isLive(key) {
+    return Boolean(DEFINITIONS[key] && DEFINITIONS[key].live);
+  }
+
+  function showLiveNumbers(live) {
+    Object.keys(live || {}).forEach(function (key) {
+      if (isNumber(live[key])) setValue(key, live[key]);
+    });
+  }
+
   function renderSnapshot(data) {
     lastPeriod = data.period;
     var metrics = data.metrics || {};
     CARDS.forEach(function (key) {
-      if (key === "live_sessions" || key === "sessions" || key === "messages") return;
+      if (isLive(key) || key === "sessions" || key === "messages") return;
       setValue(key, metrics[key]);
       setChange(key, (data.changes || {})[key], data.previous_period);
     });
@@ -375,6 +386,7 @@
       setValue(key, base[key] === null ? null : base[key] + pending[key]);
       setChange(key, (data.changes || {})[key], data.previous_period);
     });
+    showLiveNumbers(data.live);
     if (isNumber(data.active_sessions)) setValue("live_sessions", data.active_sessions);
     document.getElementById("ca-period").textContent = periodText(data);
     var updated = document.getElementById("ca-updated");
@@ -730,6 +742,14 @@
       { value: function (row) { return [row.escalated ? "escalated" : "", row.resolution === "unresolved" ? "unresolved" : ""].filter(Boolean).join(" · "); } },
       messages, topics, score,
     ], "Nothing needs attention in this period.");
+    fillTable("ca-agents", (data.agents || []).map(function (row) { return Object.assign({ session_id: "" }, row); }), [
+      { value: function (row) { return row.agent; } },
+      { value: function (row) { return count(row.conversations); }, className: "num" },
+      { value: function (row) { return format("avg_human_first_response_ms", row.avg_human_first_response_ms); }, className: "num" },
+      { value: function (row) { return count(row.resolved); }, className: "num" },
+      { value: function (row) { return format("avg_human_resolution_ms", row.avg_human_resolution_ms); }, className: "num" },
+      { value: function (row) { return format("csat", row.csat); }, className: "num" },
+    ], "No person answered a visitor in this period.");
   }
 
   function renderFeatures(data) {
@@ -794,6 +814,7 @@
 
   function onEvents(frame) {
     if (isNumber(frame.active_sessions)) setValue("live_sessions", frame.active_sessions);
+    showLiveNumbers(frame.live);
     var counted = liveApplies();
     (frame.events || []).forEach(function (event) {
       if (event.type === "message" && counted) {
@@ -810,12 +831,18 @@
     switch (event.type) {
       case "message":
         if (event.role === "user") return event.first ? "New chat: first visitor message" : "Visitor message";
+        if (event.role === "agent") return "Message from " + (event.agent || "an agent");
         return "Reply " + (event.status || "") + (event.provider ? " from " + event.provider : "") +
           (isNumber(event.duration_ms) ? " in " + format("avg_response_time_ms", event.duration_ms) : "");
       case "feedback": return "Thumbs " + event.rating + " on a reply";
       case "rating": return "Rated the chat " + event.score + " / 5" + (event.resolved === true ? ", resolved" : event.resolved === false ? ", not resolved" : "");
       case "failover": return "Failover" + (event.provider ? " to " + event.provider : "") + (event.count > 1 ? " (×" + event.count + ")" : "");
       case "session.end": return "Chat ended";
+      case "handoff": return {
+        waiting: "Asked for a person", unavailable: "Asked for a person: nobody available",
+        assigned: "Taken by " + (event.agent || "an agent"), resolved: "Resolved by " + (event.agent || "an agent"),
+        ai: "Handed back to the assistant",
+      }[event.state] || "Handoff: " + event.state;
       default: return event.type;
     }
   }

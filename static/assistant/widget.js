@@ -19,8 +19,9 @@
  *  10. Messages: creating, placing and rendering them
  *  11. Composer, outbox, rate limit and banners
  *  12. Feedback, end-of-chat survey, analytics events
- *  13. Open / close, focus management, unread badge
- *  14. Start-up and the public API (window.Parley)
+ *  13. Human handoff: header menu, handoff status, typing, contact forms
+ *  14. Open / close, focus management, unread badge
+ *  15. Start-up and the public API (window.Parley)
  *
  * Connection policy: the widget connects lazily, on the first open, so that a page view that
  * never opens the chat costs the server nothing. If a session is already stored (the visitor
@@ -42,6 +43,14 @@
  *
  * Security: message text is only ever put in the page through textContent/createElement. Links
  * are kept only for http:, https: and mailto: URLs.
+ *
+ * Library mode: loaded as <script src="…/widget.js" data-parley-library></script>, the file mounts
+ * no widget and opens no connection; it only defines window.ParleyMarkdown.render(text, element),
+ * the safe Markdown renderer of section 4 (it replaces the element's content), for pages such as
+ * the agent desk that show replies the way the widget does.
+ *
+ * Human handoff (section 13; docs/widget.md "Talking to a person"): the host element's
+ * data-handoff is ai|waiting|assigned|unavailable|ended.
  */
 (() => {
   "use strict";
@@ -49,8 +58,6 @@
   // ---------------------------------------------------------------------------------------
   // 1. Bootstrapping
   // ---------------------------------------------------------------------------------------
-
-  if (window.Parley) return; // loaded twice: the first copy keeps working
 
   // document.currentScript is only set while this file runs for the first time, so read it now.
   const SCRIPT =
@@ -64,6 +71,13 @@
     }) ||
     null;
   const DATA = (SCRIPT && SCRIPT.dataset) || {};
+
+  if ("parleyLibrary" in DATA) {
+    // Library mode (see the top of this file): the renderer only, hoisted from section 4.
+    window.ParleyMarkdown = window.ParleyMarkdown || Object.freeze({ render: (text, element) => renderMarkdown(String(text == null ? "" : text), element) });
+    return;
+  }
+  if (window.Parley) return; // loaded twice: the first copy keeps working
 
   const SERVER = (() => {
     let base = DATA.parleyServer;
@@ -122,6 +136,24 @@
     thanks: "Thank you for your feedback!",
     chatEnded: "This chat has ended. Send a message to start again.",
     historyTruncated: "Earlier messages are not shown.",
+    menu: "More options",
+    talkToPerson: "Talk to a person",
+    waiting: "Waiting for a person\u2026",
+    position: "You are number {n} in the queue.",
+    estimate: "About {m} min.",
+    assigned: "{name} joined the chat.",
+    handoffEnded: "The conversation with a person is over. The assistant is answering again.",
+    someone: "Someone",
+    agentTyping: "{name} is typing\u2026",
+    noAgent: "Nobody is available right now. Leave your email and we will get back to you.",
+    askContact: "Before we start, how can we reach you?",
+    email: "Email",
+    name: "Name (optional)",
+    contactMessage: "Your message (optional)",
+    badEmail: "Please enter a valid email address.",
+    skip: "Skip",
+    contactThanks: "Thanks! We will get back to you by email. Meanwhile, the assistant can keep helping.",
+    contactSaved: "Thanks, we have your details.",
   };
 
   /** Reads the options; ParleySettings wins over data- attributes. Called once, at start-up. */
@@ -204,6 +236,7 @@
     stop: "M7 7h10v10H7z",
     up: "M1 21h4V9H1v12zm22-11a2 2 0 0 0-2-2h-6.3l.95-4.57.03-.32c0-.41-.17-.79-.44-1.06L14.17 1 7.59 7.59A1.98 1.98 0 0 0 7 9v10a2 2 0 0 0 2 2h9c.83 0 1.54-.5 1.84-1.22l3.02-7.05c.09-.23.14-.47.14-.73v-2z",
     down: "M15 3H6c-.83 0-1.54.5-1.84 1.22l-3.02 7.05c-.09.23-.14.47-.14.73v2a2 2 0 0 0 2 2h6.31l-.95 4.57-.03.32c0 .41.17.79.44 1.06L9.83 23l6.59-6.59c.36-.36.58-.86.58-1.41V5a2 2 0 0 0-2-2zm4 0v12h4V3h-4z",
+    more: "M12 8a2 2 0 1 0 0-4 2 2 0 0 0 0 4zm0 6a2 2 0 1 0 0-4 2 2 0 0 0 0 4zm0 6a2 2 0 1 0 0-4 2 2 0 0 0 0 4z",
     star: "M12 17.3l-6.2 3.7 1.6-7L2 9.3l7.1-.6L12 2l2.9 6.7 7.1.6-5.4 4.7 1.6 7z",
   };
 
@@ -469,9 +502,10 @@ button{font:inherit;color:inherit;background:none;border:0;margin:0;padding:0;cu
 button:disabled{cursor:default;opacity:.5}
 :focus-visible{outline:2px solid var(--ink);outline-offset:2px}
 p,h2{margin:0}
-textarea{font:inherit;color:var(--fg);background:#fff;border:1px solid #b9bfcb;border-radius:10px;padding:8px 10px;resize:none;width:100%;margin:0;display:block}
-textarea:focus{border-color:var(--ink);outline:2px solid var(--ink);outline-offset:-1px}
-textarea::placeholder{color:#6b7280}
+textarea,input{font:inherit;color:var(--fg);background:#fff;border:1px solid #b9bfcb;border-radius:10px;padding:8px 10px;resize:none;width:100%;margin:0;display:block}
+textarea:focus,input:focus{border-color:var(--ink);outline:2px solid var(--ink);outline-offset:-1px}
+textarea::placeholder,input::placeholder{color:#6b7280}
+[aria-invalid=true]{border-color:var(--danger)}
 .launcher{position:fixed;bottom:20px;right:20px;z-index:var(--z);width:58px;height:58px;border-radius:50%;background:var(--accent);color:var(--on-accent);display:flex;align-items:center;justify-content:center;box-shadow:0 6px 20px rgba(16,24,40,.28);transition:transform .15s ease}
 .launcher:hover{transform:scale(1.06)}
 .launcher:focus-visible{outline:3px solid var(--ink);outline-offset:3px}
@@ -490,6 +524,13 @@ textarea::placeholder{color:#6b7280}
 .offline{background:#fff4e5;color:#6b3a00}
 .error{background:#fdecea;color:#8a1c12}
 .unavailable{background:#f2f4f7;color:#344054}
+.hs{background:#eef3ff;color:#1b2f6b}
+.mw{position:relative}
+.menu{position:absolute;right:0;top:calc(100% + 4px);z-index:1;min-width:180px;padding:4px;background:#fff;color:var(--fg);border:1px solid var(--line);border-radius:10px;box-shadow:0 6px 20px rgba(16,24,40,.2)}
+.mi{display:block;width:100%;padding:8px 12px;border-radius:6px;white-space:nowrap}
+.mi:hover,.mi:focus{background:var(--soft)}
+.agt{font-size:12px;color:var(--muted);padding-top:8px}
+.agt:empty{display:none}
 .scroller{flex:1;overflow-y:auto;overscroll-behavior:contain;padding:16px 14px 10px;background:#fafbfc}
 .log{display:flex;flex-direction:column;gap:10px}
 .msg{display:flex;flex-direction:column;max-width:88%;align-self:flex-start}
@@ -534,7 +575,6 @@ textarea::placeholder{color:#6b7280}
 .composer{border-top:1px solid var(--line);padding:10px 12px;background:#fff}
 .row{display:flex;align-items:flex-end;gap:8px}
 .input{flex:1;min-height:40px;max-height:120px}
-.input[aria-invalid=true]{border-color:var(--danger)}
 .send,.stop{flex:none;width:40px;height:40px;border-radius:50%;background:var(--accent);color:var(--on-accent);display:grid;place-items:center}
 .stop{background:var(--fg);color:#fff}
 .counter{font-size:12px;color:var(--muted);text-align:right;margin-top:4px}
@@ -592,6 +632,13 @@ textarea{font-size:16px}
   let frameQueue = []; // other frames waiting for a successful hello
   let busy = false; // a reply of this session is being generated (Stop is shown)
   let personAnswers = false; // a person at the agent desk has the conversation: no AI reply follows an ack
+  let handoff = "ai"; // the last handoff.status state (data-handoff), "ai" before any
+  let askContact = "off"; // welcome.config.ask_contact (WIDGET_ASK_CONTACT)
+  let contactForm = null; // the contact form being shown: {el, prechat, done, fail}
+  let typingOn = false; // we told the server the visitor is typing
+  let typingAt = 0; // when we last sent `typing start`
+  let typingTimer = 0;
+  let agentTypingTimer = 0;
   let rateUntil = 0; // Date.now() before which messages are refused (rate_limited)
   let rateTimer = 0;
   let errorTimer = 0;
@@ -627,6 +674,7 @@ textarea{font-size:16px}
   function build() {
     host = document.createElement("parley-widget");
     host.dataset.state = "closed";
+    host.dataset.handoff = handoff;
     shadow = host.attachShadow({ mode: "open" }); // open: the browser tests reach inside
 
     ui.root = h("div", { class: "root" + (opts.position === "left" ? " left" : "") });
@@ -657,10 +705,32 @@ textarea{font-size:16px}
       h("button", { type: "button", class: "icon", "aria-label": S.dismiss, onclick: hideError }, icon("close", 16)),
     );
     ui.unavailable = h("div", { class: "banner unavailable", role: "status", "data-testid": "parley-unavailable", hidden: true }, S.unavailable);
+    ui.handoff = h("div", { class: "banner hs", role: "status", "data-testid": "parley-handoff-status", hidden: true });
+
+    // The header menu (a menu button: Enter/Space/click opens it, arrows move, Esc closes).
+    ui.menuBtn = h(
+      "button",
+      { type: "button", class: "hbtn icon", "data-testid": "parley-menu", "aria-label": S.menu, title: S.menu, "aria-haspopup": "menu", "aria-expanded": "false", "aria-controls": "parley-menu", onclick: () => toggleMenu(ui.menu.hidden) },
+      icon("more"),
+    );
+    ui.menu = h(
+      "div",
+      { class: "menu", id: "parley-menu", role: "menu", "aria-label": S.menu, hidden: true },
+      h("button", { type: "button", class: "mi", role: "menuitem", tabindex: "-1", "data-testid": "parley-talk-to-person", text: S.talkToPerson, onclick: () => (toggleMenu(false, true), askPerson()) }),
+    );
+    const menuWrap = h("div", { class: "mw", onkeydown: onMenuKey }, ui.menuBtn, ui.menu);
+    menuWrap.addEventListener("focusout", (e) => menuWrap.contains(e.relatedTarget) || toggleMenu(false));
 
     ui.log = h("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": opts.title, "data-testid": "parley-messages", onclick: onLogClick });
     ui.chips = h("div", { class: "chips", "data-testid": "parley-quick-replies", hidden: true });
-    ui.scroller = h("div", { class: "scroller", onscroll: () => (stick = isAtBottom()) }, ui.log, ui.chips);
+    // Always in the page (empty is hidden by CSS), so that its changes are announced.
+    ui.agentTyping = h("p", { class: "agt", role: "status", "aria-live": "polite", "data-testid": "parley-agent-typing" });
+    ui.offer = h(
+      "div",
+      { class: "chips", hidden: true },
+      h("button", { type: "button", class: "chip", "data-testid": "parley-handoff-offer", text: S.talkToPerson, onclick: askPerson }),
+    );
+    ui.scroller = h("div", { class: "scroller", onscroll: () => (stick = isAtBottom()) }, ui.log, ui.agentTyping, ui.offer, ui.chips);
 
     ui.input = h("textarea", {
       class: "input",
@@ -679,10 +749,11 @@ textarea{font-size:16px}
     ui.panel = h(
       "div",
       { class: "panel", id: "parley-panel", role: "dialog", "aria-label": opts.title, "data-testid": "parley-panel", hidden: true, onkeydown: onPanelKey },
-      h("div", { class: "header" }, ui.title, ui.end, ui.close),
+      h("div", { class: "header" }, ui.title, ui.end, menuWrap, ui.close),
       ui.offline,
       ui.error,
       ui.unavailable,
+      ui.handoff,
       ui.scroller,
       h("div", { class: "composer" }, h("div", { class: "row" }, ui.input, ui.send, ui.stop), ui.counter),
     );
@@ -898,7 +969,8 @@ textarea{font-size:16px}
         return onWelcome(f);
       case "ack":
         return onAck(f);
-      case "message": // another tab of this session sent a visitor message (§4)
+      case "message": // another tab's visitor message, or what a person at the desk wrote (§4)
+        if (f.role === "agent") showAgentTyping(null);
         upsertMessage(f);
         return renderQuickReplies();
       case "reply.start":
@@ -920,9 +992,11 @@ textarea{font-size:16px}
       case "ended":
         return showSurvey();
       case "handoff.status":
-        personAnswers = f.state === "assigned";
-        if (personAnswers) busy = false; // a reply being stopped by the takeover ends with reply.end
-        return updateComposer();
+        return onHandoff(f);
+      case "typing": // the person answering started or stopped typing
+        return showAgentTyping(f.state === "start" ? f.name || "" : null);
+      case "contact.ack":
+        return onContactAck();
       case "error":
         return onError(f);
       default:
@@ -937,7 +1011,8 @@ textarea{font-size:16px}
       saveSession(session);
     }
     if (!resumed) resetConversation(); // a new session: what we showed belonged to another one
-    personAnswers = false; // a session a person has is followed by its handoff.status
+    // A session waiting for (or with) a person is followed by its handoff.status.
+    if (!resumed || handoff === "waiting" || handoff === "assigned") setHandoff("ai", "");
     ready = true;
     failures = 0;
     helloRetried = false;
@@ -949,6 +1024,7 @@ textarea{font-size:16px}
     if (Number.isInteger(cfg.max_chars) && cfg.max_chars > 0) maxChars = cfg.max_chars;
     if (Array.isArray(cfg.quick_replies)) serverQuick = cfg.quick_replies.filter((q) => typeof q === "string");
     if (typeof cfg.greeting === "string") serverGreeting = cfg.greeting;
+    if (["off", "optional", "required"].includes(cfg.ask_contact)) askContact = cfg.ask_contact;
     renderGreeting();
 
     if (f.history_truncated && !ui.log.querySelector(".truncated")) {
@@ -962,6 +1038,7 @@ textarea{font-size:16px}
       addNote(h("p", { class: "divider ended", text: S.chatEnded }));
     }
     busy = Array.from(bySeq.values()).some((m) => m.status === "streaming");
+    if (askContact !== "off" && !contactKnown()) showContactForm(true);
     setConn("open");
     renderQuickReplies();
     scrollToBottom(true);
@@ -979,6 +1056,7 @@ textarea{font-size:16px}
     m.id = f.message_id;
     setStatus(m, "complete");
     outbox = outbox.filter((x) => x !== m);
+    if (f.asks_for_person) offerPerson();
     // The reply row exists once the message is committed (§9), so Stop already makes sense,
     // unless the ack is a duplicate whose reply we already have in final form.
     const reply = bySeq.get(f.seq + 1);
@@ -1020,6 +1098,8 @@ textarea{font-size:16px}
     m.sources = Array.isArray(f.sources) ? f.sources : null;
     setStatus(m, typeof f.status === "string" ? f.status : "complete");
     renderMessage(m);
+    // No answer: every provider failed, or the local assistant found nothing to quote (its "I don't know").
+    if (m.status === "failed" || (f.provider === "local" && m.status === "complete" && !(m.sources || []).length)) offerPerson();
     const replacementFollows = f.error === "provider_interrupted";
     if (!isOpen && !replacementFollows) {
       unread++;
@@ -1049,6 +1129,7 @@ textarea{font-size:16px}
       case "rate_limited":
         // The message was not stored: it stays in the outbox and goes out after the countdown.
         if (m) m.sent = false;
+        if (contactForm) contactForm.sending = false; // a contact form may be sent again after it
         startRateLimit(f.retry_after);
         return;
       case "message_too_long":
@@ -1060,6 +1141,7 @@ textarea{font-size:16px}
         } else showError(S.errorGeneric);
         return;
       default:
+        if (f.field === "email" && contactForm && !contactForm.done) return contactForm.fail();
         if (!ready && opts.identity && !helloRetried) {
           // A hello refused for its content (most likely a malformed identity): chat anonymously.
           helloRetried = true;
@@ -1219,6 +1301,7 @@ textarea{font-size:16px}
     }
     bySeq.clear();
     dirty.clear();
+    ui.offer.hidden = true;
     for (const el of extras) el.remove();
     extras = [];
     survey = null;
@@ -1246,7 +1329,7 @@ textarea{font-size:16px}
   function renderQuickReplies() {
     const list = opts.quickReplies || serverQuick;
     const visitorWrote = outbox.length || Array.from(bySeq.values()).some((m) => m.role === "user");
-    const show = historyKnown && !visitorWrote && list.length > 0;
+    const show = historyKnown && !visitorWrote && list.length > 0 && !gated();
     ui.chips.hidden = !show;
     if (!show) return;
     if (ui.chips.dataset.for === JSON.stringify(list)) return;
@@ -1283,7 +1366,7 @@ textarea{font-size:16px}
   function submit(text) {
     const fromComposer = text === undefined;
     const value = fromComposer ? ui.input.value : text;
-    if (conn === "refused" || busy || Date.now() < rateUntil || !value.trim()) return false;
+    if (conn === "refused" || gated() || busy || Date.now() < rateUntil || !value.trim()) return false;
     if (codePoints(value) > maxChars) {
       updateCounter(true);
       return false;
@@ -1292,6 +1375,8 @@ textarea{font-size:16px}
       ui.input.value = "";
       onInput();
     }
+    ui.offer.hidden = true; // a new question: the offer was about the last one
+    if (handoff === "ended") setHandoff("ai", "");
     const m = createMessage("user", null, value, uuid());
     setStatus(m, "pending");
     renderMessage(m);
@@ -1308,7 +1393,7 @@ textarea{font-size:16px}
    * one's reply ended, since the server refuses a message while a reply streams (§5).
    */
   function flushOutbox() {
-    if (!ready || busy || Date.now() < rateUntil || outbox.some((m) => m.sent)) return;
+    if (!ready || busy || gated() || Date.now() < rateUntil || outbox.some((m) => m.sent)) return;
     const m = outbox[0];
     if (!m) return;
     m.sent = true;
@@ -1342,6 +1427,7 @@ textarea{font-size:16px}
     ui.input.style.height = "auto";
     ui.input.style.height = Math.min(ui.input.scrollHeight + 2, 120) + "px";
     updateCounter(false);
+    visitorTyping(withPerson() && !!ui.input.value.trim()); // a sent message clears the box: stop
   }
 
   function onInputKey(e) {
@@ -1365,7 +1451,7 @@ textarea{font-size:16px}
 
   function updateComposer() {
     if (!host) return;
-    const refused = conn === "refused";
+    const refused = conn === "refused" || gated();
     ui.stop.hidden = !busy;
     ui.send.hidden = busy;
     ui.input.disabled = refused;
@@ -1534,7 +1620,192 @@ textarea{font-size:16px}
   }
 
   // ---------------------------------------------------------------------------------------
-  // 13. Open / close, focus, badge
+  // 13. Human handoff
+  // ---------------------------------------------------------------------------------------
+
+  const withPerson = () => handoff === "waiting" || handoff === "assigned";
+  const nameOf = (name) => (typeof name === "string" && name.trim() ? name : S.someone);
+  /** We know how to reach the visitor: the contact form was sent or skipped, they chatted, or signed in. */
+  const contactKnown = () => !!((session && session.contact) || (opts.identity && opts.identity.email) || Array.from(bySeq.values()).some((m) => m.role === "user"));
+  /** WIDGET_ASK_CONTACT=required and no contact yet: no chatting (the outbox waits). */
+  const gated = () => askContact === "required" && !contactKnown();
+
+  function toggleMenu(show, back) {
+    ui.menu.hidden = !show;
+    ui.menuBtn.setAttribute("aria-expanded", String(show));
+    if (show) ui.menu.firstChild.focus();
+    else if (back) ui.menuBtn.focus();
+  }
+
+  /** Menu keys: ArrowDown on the button opens it; arrows move; Esc closes it (not the panel); Tab leaves it. */
+  function onMenuKey(e) {
+    if (ui.menu.hidden) {
+      if (e.key === "ArrowDown" && e.target === ui.menuBtn) {
+        e.preventDefault();
+        toggleMenu(true);
+      }
+      return;
+    }
+    const items = Array.from(ui.menu.children);
+    const i = items.indexOf(shadow.activeElement);
+    if (e.key === "Escape" || e.key === "Tab") {
+      if (e.key === "Escape") {
+        e.preventDefault();
+        e.stopPropagation();
+      }
+      toggleMenu(false, true);
+    } else if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+      e.preventDefault();
+      items[(i + (e.key === "ArrowDown" ? 1 : items.length - 1)) % items.length].focus();
+    }
+  }
+
+  /** "Talk to a person" (menu or chip): the server answers every tab with handoff.status. */
+  function askPerson() {
+    if (ui.offer.contains(shadow.activeElement)) ui.input.focus(); // the chip goes away
+    ui.offer.hidden = true;
+    send({ type: "handoff" });
+  }
+
+  /** The "Talk to a person" chip, unless a person is already coming. */
+  function offerPerson() {
+    if (withPerson()) return;
+    ui.offer.hidden = false;
+    scrollToBottom();
+  }
+
+  function onHandoff(f) {
+    const state = ["waiting", "assigned", "unavailable", "ended"].includes(f.state) ? f.state : "ai";
+    let text = "";
+    if (state === "waiting") {
+      text = S.waiting;
+      if (Number.isInteger(f.position) && f.position > 0) text += " " + fmt(S.position, { n: f.position });
+      if (f.wait_estimate_s > 0) text += " " + fmt(S.estimate, { m: Math.ceil(f.wait_estimate_s / 60) });
+    } else if (state === "assigned") text = fmt(S.assigned, { name: nameOf(f.agent && f.agent.name) });
+    else if (state === "ended") text = S.handoffEnded;
+    setHandoff(state, text);
+    if (state === "unavailable") showContactForm(false); // the AI keeps answering meanwhile
+  }
+
+  /** Shows a handoff state: the status line (role=status), data-handoff, what the composer does. */
+  function setHandoff(state, text) {
+    handoff = state;
+    host.dataset.handoff = state;
+    personAnswers = state === "assigned";
+    if (personAnswers) busy = false; // a reply being stopped by the takeover ends with reply.end
+    else showAgentTyping(null);
+    ui.handoff.textContent = text;
+    ui.handoff.hidden = !text;
+    ui.offer.hidden = true;
+    visitorTyping(withPerson() && !!ui.input.value.trim());
+    updateComposer();
+  }
+
+  /** "<name> is typing…" (null: not typing); it ends by itself if the `stop` is lost. */
+  function showAgentTyping(name) {
+    clearTimeout(agentTypingTimer);
+    const text = name === null ? "" : fmt(S.agentTyping, { name: nameOf(name) });
+    if (ui.agentTyping.textContent !== text) ui.agentTyping.textContent = text;
+    if (!text) return;
+    agentTypingTimer = setTimeout(showAgentTyping, 30000, null);
+    scrollToBottom();
+  }
+
+  /** Tells the person whether the visitor is typing: start on a keystroke, stop after 3 s idle or on send. */
+  function visitorTyping(on) {
+    clearTimeout(typingTimer);
+    if (on && !typingOn && ready && Date.now() - typingAt >= 4000) {
+      // At most one start (and one stop) per 4 s: within the server's 30 typing frames a minute.
+      typingAt = Date.now();
+      typingOn = rawSend({ type: "typing", state: "start" });
+    } else if (!on && typingOn) {
+      typingOn = false;
+      rawSend({ type: "typing", state: "stop" });
+    }
+    if (typingOn) typingTimer = setTimeout(visitorTyping, 3000, false);
+  }
+
+  /** The contact form: before the chat (WIDGET_ASK_CONTACT) or, `offline`, when nobody is available. */
+  function showContactForm(prechat) {
+    if (contactForm && !contactForm.done && contactForm.el.isConnected) return;
+    const email = h("input", {
+      type: "email",
+      maxlength: 254,
+      autocomplete: "email",
+      "aria-required": "true",
+      "aria-label": S.email,
+      "aria-describedby": "parley-email-error",
+      placeholder: S.email,
+      "data-testid": "parley-contact-email",
+      value: opts.identity && opts.identity.email,
+    });
+    const name = h("input", { type: "text", maxlength: 255, autocomplete: "name", "aria-label": S.name, placeholder: S.name, "data-testid": "parley-contact-name" });
+    const message = prechat ? null : h("textarea", { rows: 2, maxlength: 2000, "aria-label": S.contactMessage, placeholder: S.contactMessage, "data-testid": "parley-contact-message" });
+    const error = h("p", { class: "note err", id: "parley-email-error", hidden: true, text: S.badEmail });
+    const submitBtn = h("button", { type: "submit", class: "primary", "data-testid": "parley-contact-submit", text: S.submit });
+    const intro = prechat ? S.askContact : S.noAgent;
+    const state = { prechat, done: false, email };
+    state.fail = () => {
+      email.setAttribute("aria-invalid", "true");
+      error.hidden = false;
+      state.sending = false;
+      email.focus();
+    };
+    const onsubmit = (e) => {
+      e.preventDefault();
+      if (state.sending) return; // until contact.ack (not disabled: the button keeps the focus)
+      const value = email.value.trim();
+      if (value.length > 254 || !/^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/.test(value)) return state.fail();
+      email.setAttribute("aria-invalid", "false");
+      error.hidden = true;
+      const frame = { type: "contact", email: value };
+      if (name.value.trim()) frame.name = name.value.trim().slice(0, 255);
+      if (message && message.value.trim()) frame.message = message.value.trim().slice(0, 2000);
+      state.sending = true;
+      send(frame);
+    };
+    const skip = prechat && askContact === "optional" && h("button", { type: "button", class: "pill", "data-testid": "parley-contact-skip", text: S.skip, onclick: () => contactDone(null) });
+    state.el = h(
+      "form",
+      { class: "rating", novalidate: true, "aria-label": intro, "data-testid": prechat ? "parley-contact-form" : "parley-offline-form", onsubmit },
+      h("p", { class: "rt", text: intro }),
+      email,
+      error,
+      name,
+      message,
+      h("div", { class: "yn" }, submitBtn, skip),
+    );
+    contactForm = state;
+    addNote(state.el);
+    if (isOpen) email.focus();
+  }
+
+  function onContactAck() {
+    if (contactForm && !contactForm.done) contactDone(contactForm.prechat ? S.contactSaved : S.contactThanks);
+  }
+
+  /** The form was sent (`thanks` replaces it) or skipped: remember it for this session, free the composer. */
+  function contactDone(thanks) {
+    const state = contactForm;
+    state.done = true;
+    if (session) {
+      session.contact = 1;
+      saveSession(session);
+    }
+    const hadFocus = state.el.contains(shadow.activeElement);
+    const note = thanks && h("p", { class: "note", role: "status", tabindex: "-1", "data-testid": "parley-contact-thanks", text: thanks });
+    if (note) {
+      state.el.replaceWith(note);
+      extras.push(note);
+    } else state.el.remove();
+    updateComposer();
+    renderQuickReplies();
+    flushOutbox();
+    if (hadFocus) (state.prechat || !note ? ui.input : note).focus(); // keep focus in the panel
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // 14. Open / close, focus, badge
   // ---------------------------------------------------------------------------------------
 
   let openWhenReady = false;
@@ -1555,7 +1826,7 @@ textarea{font-size:16px}
     connect(); // lazy: the first open makes the first connection
     send({ type: "event", name: "widget_open" });
     scrollToBottom(true);
-    (ui.input.disabled ? ui.close : ui.input).focus();
+    (contactForm && contactForm.prechat && !contactForm.done ? contactForm.email : ui.input.disabled ? ui.close : ui.input).focus();
   }
 
   function close() {
@@ -1593,7 +1864,7 @@ textarea{font-size:16px}
       return;
     }
     if (e.key !== "Tab") return;
-    const focusable = Array.from(ui.panel.querySelectorAll("button, textarea, a[href], [tabindex]:not([tabindex='-1'])")).filter(
+    const focusable = Array.from(ui.panel.querySelectorAll("button, textarea, input, a[href], [tabindex]:not([tabindex='-1'])")).filter(
       (el) => !el.disabled && el.getClientRects().length > 0,
     );
     if (!focusable.length) return;
@@ -1610,7 +1881,7 @@ textarea{font-size:16px}
   }
 
   // ---------------------------------------------------------------------------------------
-  // 14. Start-up and public API
+  // 15. Start-up and public API
   // ---------------------------------------------------------------------------------------
 
   /** Builds the widget once. Returns false if it cannot (destroyed, or no <body> yet). */
@@ -1637,6 +1908,8 @@ textarea{font-size:16px}
     clearTimeout(reconnectTimer);
     clearTimeout(rateTimer);
     clearTimeout(errorTimer);
+    clearTimeout(typingTimer);
+    clearTimeout(agentTypingTimer);
     clearInterval(tickTimer);
     if (renderFrame) cancelAnimationFrame(renderFrame);
     detachSocket();

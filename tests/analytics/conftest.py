@@ -76,6 +76,11 @@ EXPECTED: dict[str, Any] = {
     "provider_success_rate": 50.0,  # 3 ok of 6 attempted
     "failover_rate": 33.33,  # 2 calls (anthropic in S2, openai in S3) handed over, of 6
     "failovers": 2,
+    "handoff_rate": 0.0,  # nobody asked for a person through the widget (S2 only typed it)
+    "human_sessions": 0,
+    "containment_rate": 33.33,  # S1 resolved with no person, of 3 finished
+    "avg_human_first_response_ms": None,
+    "fcr_rate": None,  # no identified visitor (no external_user_id)
 }
 EXPECTED_PREVIOUS = {"sessions": 1, "messages": 2, "avg_response_time_ms": 500.0, "resolution_rate": 100.0}
 
@@ -185,3 +190,14 @@ def week(db, settings) -> Week:
     settings.TIME_ZONE = "Europe/Paris"
     settings.RESOLUTION_IDLE_MINUTES = 30
     return build_week()
+
+
+@pytest.fixture
+def human_week(db, settings) -> Any:
+    """The human-support fixture (tests/analytics/human_fixture.py), in UTC."""
+    from tests.analytics.human_fixture import build_human_week
+
+    settings.TIME_ZONE = "UTC"
+    settings.RESOLUTION_IDLE_MINUTES = 30
+    settings.FCR_WINDOW_DAYS = 7
+    return build_human_week()

@@ -132,7 +132,7 @@ def test_summary_of_an_empty_period_is_no_data_everywhere_a_rate_is_involved() -
 
 def test_every_metric_summarize_returns_is_defined_with_a_one_line_definition() -> None:
     values = metrics.summarize(Totals())
-    assert set(values) == set(metrics.METRICS) - {"live_sessions"}
+    assert set(values) == set(metrics.METRICS) - set(metrics.LIVE)
     for metric in metrics.METRICS.values():
         assert metric.definition.endswith(".") and "\n" not in metric.definition, metric.key
     assert set(metrics.HEADLINE) <= set(values)
@@ -184,21 +184,21 @@ def test_report_sections_follow_the_registry_in_order() -> None:
         assert all(metrics.METRICS[key].formula is not None for key in keys), title  # a report shows computed values
     # A headline metric shows its change in the report, so it needs a section.
     assert set(metrics.headline()) <= set(listed)
-    # Left out of the report: the live count and the tail percentiles (they are on the API).
+    # Left out of the report: the live numbers and the tail percentiles (they are on the API).
     assert set(metrics.METRICS) - set(listed) == {
-        "live_sessions", "p99_response_time_ms", "p50_ttft_ms", "p99_ttft_ms"
+        "live_sessions", "waiting_now", "longest_wait_ms", "p99_response_time_ms", "p50_ttft_ms", "p99_ttft_ms"
     }  # fmt: skip
 
 
 def test_dashboard_cards_are_numbered_without_gaps_each_with_a_number_to_show() -> None:
     cards = metrics.cards()
     assert cards[:4] == ["live_sessions", "sessions", "messages", "messages_per_session"]
-    assert len(cards) == 19
+    assert len(cards) == 27
     positions = [metrics.METRICS[key].card for key in cards]
     assert positions == list(range(1, len(cards) + 1))  # no two cards in one place, no gap
     for key in cards:
-        # The dashboard reads live_sessions live; every other card needs a computed value.
-        assert metrics.METRICS[key].formula is not None or key == "live_sessions", key
+        # The dashboard reads the live numbers live; every other card needs a computed value.
+        assert (metrics.METRICS[key].formula is None) == (key in metrics.LIVE), key
 
 
 def test_definitions_hand_the_dashboard_every_metric_with_its_card_and_section() -> None:
@@ -212,6 +212,7 @@ def test_definitions_hand_the_dashboard_every_metric_with_its_card_and_section()
         "headline": True,
         "section": "Sessions",
         "card": 2,
+        "live": False,
     }
     assert definitions["live_sessions"]["card"] == 1 and definitions["live_sessions"]["section"] is None
     assert definitions["p99_ttft_ms"]["card"] is None

@@ -152,10 +152,10 @@ def test_every_registry_metric_is_in_the_report_the_api_and_the_dashboard_defini
         shown = definitions[key]
         assert (shown["label"], shown["unit"], shown["definition"]) == (metric.label, metric.unit, metric.definition)
         assert (shown["section"], shown["card"]) == (metric.section, metric.card)
-    # Every card has its number in the snapshot the dashboard reads (`live_sessions`: its live count).
+    # Every card has its number in the snapshot the dashboard reads (the live ones under `live`).
     snapshot = _get(staff, "api/")
     for key in metrics.cards():
-        assert key in snapshot["metrics"] or (key == "live_sessions" and snapshot["active_sessions"] == 0), key
+        assert key in snapshot["metrics"] or (key in metrics.LIVE and snapshot["live"][key] == 0), key
     # Every metric of a report section is printed in that section.
     text = _report("text")
     for title, keys in metrics.report_sections():
@@ -208,3 +208,40 @@ def test_a_metric_added_to_the_registry_alone_reaches_every_surface(week, staff:
     html = _report("html")
     messages = html[html.index(">Messages</h2>") : html.index(">Performance</h2>")]
     assert "Visitor messages per session</span>" in messages and "<strong>1.33</strong>" in messages
+
+
+# --- Human support: the same numbers on every surface ------------------------------------------
+@pytest.mark.django_db
+def test_human_support_numbers_and_agents_are_the_same_on_every_surface(human_week, staff: Client) -> None:
+    """The hand-computed human-support week (tests/analytics/human_fixture.py): selectors, API,
+    dashboard snapshot, weekly report (JSON and text) and the dashboard's agents table agree."""
+    from tests.analytics.human_fixture import EXPECTED_AGENTS, EXPECTED_HUMAN, EXPECTED_LIVE
+    from tests.analytics.human_fixture import NOW as HUMAN_NOW
+    from tests.analytics.human_fixture import PERIOD as HUMAN_PERIOD
+
+    query = f"start_date={HUMAN_PERIOD.start}&end_date={HUMAN_PERIOD.end}"
+    with time_machine.travel(HUMAN_NOW, tick=False):
+        api = staff.get(f"/admin/chat-analytics/api/summary/?{query}").json()
+        snapshot = staff.get(f"/admin/chat-analytics/api/?{query}").json()
+        tables = staff.get(f"/admin/chat-analytics/api/tables/?{query}").json()
+        out = StringIO()
+        for fmt in ("json", "text"):
+            call_command("generate_chat_weekly_report", "--format", fmt, "--end-date", HUMAN_PERIOD.end.isoformat(),
+                         "--no-progress", stdout=out, stderr=StringIO())  # fmt: skip
+            if fmt == "json":
+                report = json.loads(out.getvalue())
+                out = StringIO()
+        text = out.getvalue()
+    summary = selectors.summary(HUMAN_PERIOD)["metrics"]
+    assert api["metrics"] == snapshot["metrics"] == report["metrics"] == summary
+    for key, value in EXPECTED_HUMAN.items():
+        assert summary[key] == value, key
+    agents = [{key: value for key, value in row.items() if key != "agent_id"} for row in report["agents"]]
+    assert agents == EXPECTED_AGENTS
+    assert tables["agents"] == report["agents"] == selectors.agent_table(HUMAN_PERIOD)
+    assert {key: snapshot["live"][key] for key in EXPECTED_LIVE} == EXPECTED_LIVE
+    rows = _text_section(text, "Human support")
+    keys = dict(metrics.report_sections())["Human support"]
+    assert list(rows) == [metrics.METRICS[key].label for key in keys]
+    for key in keys:
+        assert rows[metrics.METRICS[key].label][0] == reports.format_value(key, summary[key]), key

@@ -23,7 +23,11 @@ def keys_of(typed_dict: type) -> tuple[set[str], set[str]]:
 def test_constructors_fill_exactly_the_declared_shape_required_keys_always_optional_ones_when_given() -> None:
     cases = [
         (frames.ErrorFrame, frames.error("x", "y"), frames.error("x", "y", retry_after=1.0, client_id="c", field="f")),
-        (frames.AckFrame, frames.ack(client_id="c", seq=1, message_id="m", created_at="t"), None),
+        (
+            frames.AckFrame,
+            frames.ack(client_id="c", seq=1, message_id="m", created_at="t"),
+            frames.ack(client_id="c", seq=1, message_id="m", created_at="t", asks_for_person=True),
+        ),
         (
             frames.ReplyStartFrame,
             frames.reply_start(seq=2, message_id="m", reply_to=1),

@@ -4,6 +4,7 @@ conversation live on the desk, with the visitor's widget protocol on the other s
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from typing import Any
 
@@ -13,7 +14,7 @@ from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from assistant.models import ChatMessage, InternalNote
+from assistant.models import ChatMessage, ChatSession, InternalNote
 from project.asgi import application
 from tests.assistant.handoff.conftest import support_agents
 from tests.assistant.test_consumers import connected
@@ -230,3 +231,219 @@ async def test_bad_frames_get_an_error_naming_the_field_and_wrong_scope_is_forbi
     await visitor.close()
     await ada.close()
     await bob.close()
+
+
+# --- the desk's lists -----------------------------------------------------------------------------
+async def test_welcome_lists_every_open_conversation_and_the_agents_to_transfer_to() -> None:
+    ada, ada_desk = await agent_desk()
+    bob = await person("bob", first_name="Bob")  # an agent with no desk open: listed, not available
+    await person("carol", agent=False, staff=True)  # analytics staff, not an agent: never listed
+    visitor = await connected()
+    sid = (await visitor.hello())["session_id"]
+    await visitor.say("Where is my parcel?", "m1")
+    await visitor.send({"type": "handoff"})
+    await visitor.recv_type("handoff.status")
+    await ada_desk.send({"type": "claim", "session_id": sid})
+    await ada_desk.next("claim.ack")
+
+    _, grace_desk = await agent_desk("grace", "Grace")
+    await grace_desk.send({"type": "hello"})
+    welcome = await grace_desk.next("welcome")
+    assert welcome["queue"] == [] and welcome["mine"] == []
+    assert [(item["session_id"], item["agent"]) for item in welcome["open"]] == [(sid, {"id": ada.pk, "name": "Ada"})]
+    assert welcome["agents"] == [
+        {"id": ada.pk, "name": "Ada", "available": True},
+        {"id": bob.pk, "name": "Bob", "available": False},
+        {"id": welcome["agent"]["id"], "name": "Grace", "available": True},
+    ]
+    for desk in (ada_desk, grace_desk):
+        await desk.close()
+    await visitor.close()
+
+
+async def test_a_burst_of_queue_changes_is_read_once_or_twice_for_all_the_desks(monkeypatch) -> None:
+    """200 changes in a row used to cost every desk 200 reads of the queue (bench/desk.py)."""
+    from desk import consumers, lists, selectors
+
+    reads = Counter()
+
+    def counted_shared() -> dict[str, Any]:
+        reads["shared"] += 1
+        return selectors.shared_lists()
+
+    def counted_mine(*, agent: Any) -> dict[str, Any]:
+        reads[agent.pk] += 1
+        return selectors.mine(agent=agent)
+
+    monkeypatch.setattr(lists, "_shared_lists", database_sync_to_async(counted_shared))
+    monkeypatch.setattr(consumers, "_mine", database_sync_to_async(counted_mine))
+    ada, ada_desk = await agent_desk()
+    bob, bob_desk = await agent_desk("bob", "Bob")
+    reads.clear()
+    visitors = []
+    for index in range(5):
+        visitor = await connected()
+        await visitor.hello()
+        await visitor.say(f"Question {index}", f"m{index}")
+        visitors.append(visitor)
+    for visitor in visitors:
+        await visitor.send({"type": "handoff"})
+    for visitor in visitors:
+        await visitor.recv_type("handoff.status")
+    for desk in (ada_desk, bob_desk):
+        seen: list[int] = []
+        while not seen or seen[-1] < 5:  # the last read shows all five, on both desks
+            seen.append(len((await desk.next("queue.updated"))["queue"]))
+    await asyncio.sleep(consumers.QUEUE_REFRESH_S * 2)
+    assert 1 <= reads["shared"] <= 3 and reads[ada.pk] <= 3 and reads[bob.pk] <= 3, reads
+    for visitor in visitors:
+        await visitor.close()
+    for desk in (ada_desk, bob_desk):
+        await desk.close()
+
+
+async def test_a_visitor_who_ends_while_waiting_leaves_the_queue_of_every_desk() -> None:
+    _, desk = await agent_desk()
+    visitor = await connected()
+    sid = (await visitor.hello())["session_id"]
+    await visitor.say("Hello", "m1")
+    await visitor.send({"type": "handoff"})
+    await visitor.recv_type("handoff.status")
+    assert [item["session_id"] for item in (await desk.next("queue.updated"))["queue"]] == [sid]
+    await visitor.send({"type": "end"})
+    assert (await visitor.recv_type("handoff.status"))["state"] == "ended"
+    assert (await desk.next("queue.updated"))["queue"] == []
+    await visitor.close()
+    await desk.close()
+
+
+async def test_the_conversation_carries_what_analytics_knows_of_it(settings) -> None:
+    from analytics.models import ChatAnalytics
+    from analytics.services import session_analytics_rebuild
+
+    settings.ANALYTICS_TRACKER = False  # the row is written here, once, not by a tracker racing the test
+    _, desk = await agent_desk()
+    visitor = await connected()
+    sid = (await visitor.hello())["session_id"]
+    await visitor.say("My refund is late", "m1")
+    await desk.send({"type": "open", "session_id": sid})
+    assert (await desk.next("conversation"))["analytics"] is None  # not analysed yet
+
+    rows = ChatAnalytics.objects.filter(session__public_id=sid)
+
+    def analyse() -> None:
+        assert session_analytics_rebuild(session_pk=ChatSession.objects.get(public_id=sid).pk)
+        rows.update(topics_discussed=["refunds"], avg_sentiment=-0.25)
+
+    await database_sync_to_async(analyse)()
+    await desk.send({"type": "open", "session_id": sid})
+    analysed = (await desk.next("conversation"))["analytics"]
+    assert (analysed["topics"], analysed["sentiment"], analysed["messages"]) == (["refunds"], -0.25, 2)
+    await visitor.close()
+    await desk.close()
+
+
+async def test_a_refused_desk_message_names_its_client_id() -> None:
+    _, desk = await agent_desk()
+    visitor = await connected()
+    sid = (await visitor.hello())["session_id"]
+    await visitor.say("Hi", "m1")
+    await desk.send({"type": "message", "session_id": sid, "text": "Not mine yet", "client_id": "d-1"})
+    error = await desk.next("error")
+    assert (error["code"], error["client_id"]) == ("forbidden", "d-1")
+    await visitor.close()
+    await desk.close()
+
+
+# --- frames within the server's frame limit -------------------------------------------------------
+async def test_a_long_conversation_fits_one_frame_and_pages_back_with_history(settings) -> None:
+    """daphne refuses to send a frame over CHAT_MAX_FRAME_BYTES: the transcript keeps its newest part."""
+    from desk import protocol as desk_protocol
+
+    settings.CHAT_MAX_FRAME_BYTES = 24 * 1024  # the budget is this minus 8 KiB of headroom
+    _, desk = await agent_desk()
+    visitor = await connected()
+    sid = (await visitor.hello())["session_id"]
+    await visitor.say("First question", "m1")
+
+    @database_sync_to_async
+    def grow() -> None:
+        session = ChatSession.objects.get(public_id=sid)
+        base = session.last_seq
+        ChatMessage.objects.bulk_create(
+            ChatMessage(session=session, seq=base + i, role="user", text=f"{i:03d} " + "x" * 500) for i in range(1, 101)
+        )
+        for i in range(1, 4):
+            InternalNote.objects.create(session=session, author_name="Ada", text=f"note {i} " + "n" * 300)
+        ChatSession.objects.filter(pk=session.pk).update(last_seq=base + 100)
+
+    await grow()
+    await desk.send({"type": "open", "session_id": sid})
+    frame = await desk.communicator.receive_from(5)
+    conversation = json.loads(frame)
+    assert conversation["type"] == "conversation" and len(frame.encode()) <= settings.CHAT_MAX_FRAME_BYTES
+    seqs = [m["seq"] for m in conversation["messages"]]
+    assert conversation["truncated"] is True and 10 < len(seqs) < 100 and seqs == list(range(seqs[0], seqs[-1] + 1))
+    assert seqs[-1] == 102 and [n["text"][:6] for n in conversation["notes"]][-1] == "note 3"
+
+    collected = seqs
+    while True:
+        await desk.send({"type": "history", "session_id": sid, "before_seq": collected[0]})
+        page = await desk.next("history")
+        assert page["session_id"] == sid and desk_protocol.size(page) <= desk_protocol.frame_budget()
+        collected = [m["seq"] for m in page["messages"]] + collected
+        if not page["truncated"]:
+            break
+    assert collected == list(range(1, 103))  # every message once, in order
+    await visitor.close()
+    await desk.close()
+
+
+def test_the_desk_lists_are_cut_to_fit_in_priority_order(settings) -> None:
+    from desk import protocol as desk_protocol
+
+    settings.CHAT_MAX_FRAME_BYTES = 16 * 1024
+    item = {"session_id": "s", "title": "t" * 400}
+    lists = {
+        "totals": {"queue": 30, "mine": 2, "open": 30},
+        "mine": [item] * 2,
+        "queue": [item] * 30,
+        "agents": [{"id": 1, "name": "Ada", "available": True}],
+        "open": [item] * 30,
+    }
+    frame = desk_protocol.queue_updated(lists=lists)
+    assert desk_protocol.size(frame) <= settings.CHAT_MAX_FRAME_BYTES
+    assert len(frame["mine"]) == 2 and 10 < len(frame["queue"]) < 30 and frame["agents"] == lists["agents"]
+    assert frame["open"] == [] and frame["totals"] == lists["totals"]
+
+
+# --- one lane per conversation --------------------------------------------------------------------
+async def test_a_slow_conversation_does_not_hold_up_the_others_and_each_keeps_its_order(monkeypatch) -> None:
+    from assistant.handoff import actions
+
+    _, desk = await agent_desk()
+    sids = []
+    for index in range(2):
+        visitor = await connected()
+        sid = (await visitor.hello())["session_id"]
+        await visitor.say(f"Question {index}", f"m{index}")
+        await visitor.send({"type": "handoff"})
+        await visitor.recv_type("handoff.status")
+        await desk.send({"type": "claim", "session_id": sid})
+        await desk.next("claim.ack")
+        sids.append(sid)
+    slow, fast = sids
+    real = actions.send_message
+
+    async def send_message(*, session_id: str, **kwargs: Any) -> Any:
+        if session_id == slow:
+            await asyncio.sleep(0.5)  # a database write queued behind others
+        return await real(session_id=session_id, **kwargs)
+
+    monkeypatch.setattr(actions, "send_message", send_message)
+    for client_id, sid in (("s-1", slow), ("s-2", slow), ("f-1", fast)):
+        await desk.send({"type": "message", "session_id": sid, "text": client_id, "client_id": client_id})
+    acks = [await desk.next("ack") for _ in range(3)]
+    assert [ack["client_id"] for ack in acks] == ["f-1", "s-1", "s-2"]
+    assert acks[1]["seq"] < acks[2]["seq"]  # in the order sent, within one conversation
+    await desk.close()

@@ -741,3 +741,229 @@ def test_while_a_person_answers_the_composer_stays_free_and_their_messages_carry
         "agent",
         "user",
     ]
+
+
+# --- Issue 15: human handoff in the widget -------------------------------------------------------
+#: Keeps the page's websockets reachable, so a test can play a frame only the desk sends (its
+#: `typing`) until the desk exists; everything else in these tests is the real server's.
+KEEP_SOCKETS = """(() => {
+    const Native = window.WebSocket;
+    window.__sockets = [];
+    window.WebSocket = class extends Native {
+        constructor(...args) { super(...args); window.__sockets.push(this); }
+    };
+})()"""
+
+
+def host_data(page: Any, name: str) -> str | None:
+    return page.evaluate(f"() => document.querySelector('parley-widget').dataset.{name}")
+
+
+def focused(page: Any) -> str | None:
+    return page.evaluate("() => document.querySelector('parley-widget').shadowRoot.activeElement?.dataset.testid")
+
+
+def ask(page: Any, text: str) -> None:
+    page.locator(tid("parley-input")).fill(text)
+    page.locator(tid("parley-send")).click()
+
+
+def wait_replies(page: Any, count: int) -> None:
+    page.locator(f'{tid("parley-message")}[data-role="assistant"][data-status="complete"]').nth(count - 1).wait_for(
+        timeout=15_000
+    )
+
+
+def record_frames(page: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(frames the widget sent, frames it received), as they happen."""
+    sent: list[dict[str, Any]] = []
+    received: list[dict[str, Any]] = []
+
+    def watch(ws: Any) -> None:
+        ws.on("framesent", lambda payload: sent.append(json.loads(payload)))
+        ws.on("framereceived", lambda payload: received.append(json.loads(payload)))
+
+    page.on("websocket", watch)
+    return sent, received
+
+
+def test_talk_to_a_person_from_the_keyboard_menu_with_nobody_there_leaves_contact_details(
+    page: Any, server: str
+) -> None:
+    from assistant.models import ContactRequest, Handoff
+
+    open_widget(page, server)
+    menu = page.locator(tid("parley-menu"))
+    item = page.locator(tid("parley-talk-to-person"))
+    assert menu.get_attribute("aria-haspopup") == "menu" and menu.get_attribute("aria-expanded") == "false"
+    menu.click()
+    assert menu.get_attribute("aria-expanded") == "true" and focused(page) == "parley-talk-to-person"
+    page.keyboard.press("Escape")  # closes the menu, not the panel
+    assert item.is_hidden() and menu.get_attribute("aria-expanded") == "false"
+    assert page.locator(tid("parley-panel")).is_visible() and focused(page) == "parley-menu"
+    page.keyboard.press("Enter")
+    assert focused(page) == "parley-talk-to-person"
+    page.keyboard.press("Enter")
+
+    form = page.locator(tid("parley-offline-form"))
+    form.wait_for()
+    assert host_data(page, "handoff") == "unavailable" and focused(page) == "parley-contact-email"
+    shot(page, "06-offline-form")
+    email = page.locator(tid("parley-contact-email"))
+    email.fill("ada@")
+    page.locator(tid("parley-contact-submit")).click()
+    assert email.get_attribute("aria-invalid") == "true"
+    email.fill("ada@example.com")
+    page.locator(tid("parley-contact-name")).fill("Ada")
+    page.locator(tid("parley-contact-message")).fill("Please call me about my invoice.")
+    page.locator(tid("parley-contact-name")).press("Enter")  # Enter in a field submits the form
+    page.locator(tid("parley-contact-thanks")).wait_for()
+    assert form.count() == 0
+    contact = ContactRequest.objects.get()
+    assert (contact.email, contact.name, contact.message) == (
+        "ada@example.com",
+        "Ada",
+        "Please call me about my invoice.",
+    )
+    assert list(Handoff.objects.values_list("outcome", flat=True)) == ["unavailable"]
+
+    ask(page, "How do I scale Parley?")  # the assistant keeps helping
+    wait_replies(page, 1)
+
+
+def test_the_offer_follows_an_unanswered_reply_or_an_escalation_phrase_then_a_person_comes(
+    page: Any, server: str
+) -> None:
+    from django.contrib.auth import get_user_model
+
+    from assistant.handoff import services
+    from tests.assistant.handoff.conftest import support_agents
+
+    page.add_init_script(KEEP_SOCKETS)
+    sent, received = record_frames(page)
+    open_widget(page, server)
+    offer = page.locator(tid("parley-handoff-offer"))
+    ask(page, "What's the weather like in Paris tomorrow?")  # not in the knowledge base
+    wait_replies(page, 1)
+    offer.wait_for()
+    ask(page, "How do I scale Parley?")  # answered: no offer
+    assert offer.is_hidden()
+    wait_replies(page, 2)
+    assert offer.is_hidden()
+    ask(page, "Can I talk to a human, please?")
+    offer.wait_for()
+    assert [frame.get("asks_for_person") for frame in received if frame["type"] == "ack"] == [None, None, True]
+    wait_replies(page, 3)
+
+    ada = get_user_model().objects.create_user(username="ada", password="x", first_name="Ada")
+    ada.groups.add(support_agents())
+    ada = get_user_model().objects.get(pk=ada.pk)
+    services.presence_set(user=ada, available=True)
+    offer.click()
+    status = page.locator(tid("parley-handoff-status"))
+    page.locator(f'{tid("parley-handoff-status")}:has-text("number 1 in the queue")').wait_for()
+    assert host_data(page, "handoff") == "waiting" and offer.is_hidden()
+    shot(page, "07-waiting")
+
+    # While a person is coming, the visitor's typing is sent: start on the first key, stop on send.
+    page.locator(tid("parley-input")).press_sequentially("Hello")
+    page.keyboard.press("Enter")
+    wait_replies(page, 4)  # the assistant still answers while the visitor waits
+    typing = [frame["state"] for frame in sent if frame["type"] == "typing"]
+    assert typing == ["start", "stop"]
+    assert [frame["type"] for frame in sent if frame["type"] in {"typing", "message"}][-3:] == [
+        "typing",
+        "typing",
+        "message",
+    ]
+
+    session = ChatSession.objects.get()
+    services.claim(session_id=str(session.public_id), agent=ada)
+    page.reload()
+    page.locator(tid("parley-launcher")).click()
+    page.locator(f'{tid("parley-handoff-status")}:has-text("Ada joined the chat.")').wait_for()
+    assert host_data(page, "handoff") == "assigned"
+    indicator = page.locator(tid("parley-agent-typing"))
+    assert indicator.get_attribute("aria-live") == "polite" and indicator.is_hidden()
+    play = "frame => window.__sockets.at(-1).onmessage({data: JSON.stringify(frame)})"
+    page.evaluate(play, {"type": "typing", "role": "agent", "state": "start", "name": "Ada"})
+    assert indicator.inner_text() == "Ada is typing\u2026"
+    shot(page, "08-agent-typing")
+    page.evaluate(play, {"type": "typing", "role": "agent", "state": "stop", "name": "Ada"})
+    indicator.wait_for(state="hidden")
+    assert status.is_visible()
+
+
+def test_ask_contact_required_blocks_the_chat_until_the_form_is_sent(page: Any, django_db_blocker: Any) -> None:
+    from assistant.models import ContactRequest
+
+    with django_db_blocker.unblock(), daphne({"WIDGET_ASK_CONTACT": "required", "LOCAL_TOKEN_DELAY_MS": "0"}) as ws:
+        base = ws.replace("ws://", "http://")
+        open_widget(page, base)
+        form = page.locator(tid("parley-contact-form"))
+        form.wait_for()
+        assert focused(page) == "parley-contact-email"
+        assert page.locator(tid("parley-input")).is_disabled() and page.locator(tid("parley-send")).is_disabled()
+        assert (
+            page.locator(tid("parley-quick-replies")).is_hidden()
+            and form.locator(tid("parley-contact-skip")).count() == 0
+        )
+        page.locator(tid("parley-contact-submit")).click()
+        assert page.locator(tid("parley-contact-email")).get_attribute("aria-invalid") == "true"
+        assert ContactRequest.objects.count() == 0
+        page.locator(tid("parley-contact-email")).fill("grace@example.com")
+        page.locator(tid("parley-contact-submit")).click()
+        page.locator(tid("parley-contact-thanks")).wait_for()
+        assert page.locator(tid("parley-input")).is_enabled() and focused(page) == "parley-input"
+        assert ContactRequest.objects.get().email == "grace@example.com"
+        ask(page, "How do I scale Parley?")
+        wait_replies(page, 1)
+
+        page.reload()  # sent once per conversation
+        page.locator(tid("parley-launcher")).click()
+        wait_replies(page, 1)
+        assert form.count() == 0 and page.locator(tid("parley-input")).is_enabled()
+
+
+def test_ask_contact_optional_can_be_skipped(page: Any, django_db_blocker: Any) -> None:
+    from assistant.models import ContactRequest
+
+    with django_db_blocker.unblock(), daphne({"WIDGET_ASK_CONTACT": "optional", "LOCAL_TOKEN_DELAY_MS": "0"}) as ws:
+        open_widget(page, ws.replace("ws://", "http://"))
+        page.locator(tid("parley-contact-form")).wait_for()
+        assert page.locator(tid("parley-input")).is_enabled()
+        page.locator(tid("parley-contact-skip")).click()
+        assert page.locator(tid("parley-contact-form")).count() == 0 and focused(page) == "parley-input"
+        page.locator(tid("parley-quick-reply")).first.click()
+        wait_replies(page, 1)
+        assert ContactRequest.objects.count() == 0
+
+
+def test_library_mode_exposes_the_markdown_renderer_and_mounts_nothing(
+    page: Any, server: str, host_pages: tuple[str, str, Path]
+) -> None:
+    origin, _, directory = host_pages
+    (directory / "library.html").write_text(
+        f'<!doctype html><div id="out"></div><script src="{server}/static/assistant/widget.js" data-parley-library>'
+        "</script>",
+        encoding="utf-8",
+    )
+    sockets: list[Any] = []
+    page.on("websocket", lambda ws: sockets.append(ws))
+    page.goto(f"{origin}/library.html")
+    page.wait_for_function("() => window.ParleyMarkdown")
+    html = page.evaluate(
+        """() => {
+            const out = document.getElementById("out");
+            window.ParleyMarkdown.render(
+                "**Hi** <img src=x onerror=alert(1)>\\n\\n- [docs](https://example.com/d)\\n"
+                + "- [bad](javascript:alert(1))", out);
+            return out.innerHTML;
+        }"""
+    )
+    assert "<strong>Hi</strong>" in html and "&lt;img" in html and "<img" not in html
+    assert '<a href="https://example.com/d" target="_blank" rel="noopener noreferrer">docs</a>' in html
+    assert "javascript:" not in html
+    time.sleep(0.5)  # the widget would have mounted by now (it starts when the page is idle)
+    assert page.evaluate("() => [window.Parley, document.querySelector('parley-widget')]") == [None, None]
+    assert sockets == [] and page.dialogs == []  # type: ignore[attr-defined]

@@ -1,273 +1,25 @@
-"""Every metric Parley reports, defined once: the `METRICS` registry.
+"""The metric registry, `METRICS`: every metric Parley reports, defined once.
 
-A `Metric` carries its formula, its one-line definition, its unit, its weekly report section and
-its dashboard card. The dashboard, the JSON API, the CSV exports and the weekly report all take
-their numbers from `summarize` (over a period's `Totals`) and their per-session numbers from the
-functions below; the report's sections (`report_sections`) and the dashboard's cards (`cards`,
-sent to the page by `definitions`) come from the registry too. Add or change a metric here and
-every surface follows; nothing else lists metrics.
-
-A rate whose denominator is zero is `None`, shown as "no data": an empty week is not 0 %.
+A `Metric` carries its formula (over a period's `Totals`), its one-line definition, its unit,
+its weekly report section and its dashboard card. `summarize`, the report's sections
+(`report_sections`) and the dashboard's cards (`cards`, sent to the page by `definitions`) come
+from it, so a metric added here reaches every surface; nothing else lists metrics.
 """
 
 from __future__ import annotations
 
-import math
-from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
-from decimal import Decimal
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Literal
 
-Unit = Literal["count", "ms", "percent", "usd", "score", "rating", "ratio", "tokens"]
-Direction = Literal["up", "down", "flat"]
+from analytics.metrics.formulas import CSAT_MIN_SCORE, ENGAGED_MIN_USER_MESSAGES, Unit, percentile, rate, ratio
+from analytics.metrics.totals import Totals, provider_failover_rate, provider_success_rate
 
-#: Visitor messages that make a session "engaged" (`engagement_rate`).
-ENGAGED_MIN_USER_MESSAGES = 2
-#: Ratings at or above this count as satisfied for CSAT.
-CSAT_MIN_SCORE = 4
-#: Changes smaller than this (in %) are shown as flat.
-FLAT_CHANGE_PCT = 0.5
-
-
-# --- Small formulas -------------------------------------------------------------------------
-def rate(numerator: float, denominator: float) -> float | None:
-    """`numerator / denominator` as a percentage, or None (no data) when the denominator is 0."""
-    if not denominator:
-        return None
-    return 100.0 * numerator / denominator
-
-
-def ratio(numerator: float, denominator: float) -> float | None:
-    """`numerator / denominator`, or None when the denominator is 0."""
-    if not denominator:
-        return None
-    return numerator / denominator
-
-
-def histogram_bucket(value_ms: int) -> int:
-    """`value_ms` rounded to two significant digits: the histograms' bucket (at most 5 % off)."""
-    value = max(0, int(value_ms))
-    if value < 100:
-        return value
-    scale = 10 ** (len(str(value)) - 2)
-    return math.floor(value / scale + 0.5) * scale  # half up: 1250 -> 1300
-
-
-def histogram(values: Iterable[int]) -> dict[str, int]:
-    """A histogram (bucket to count) of millisecond values; JSON keys are strings."""
-    counts = Counter(histogram_bucket(value) for value in values)
-    return {str(bucket): count for bucket, count in sorted(counts.items())}
-
-
-def merge_histograms(histograms: Iterable[Mapping[str, int]]) -> dict[str, int]:
-    """Sum histograms bucket by bucket."""
-    total: Counter[str] = Counter()
-    for item in histograms:
-        total.update(item)
-    return dict(total)
-
-
-def percentile(hist: Mapping[str, int], p: float) -> int | None:
-    """Nearest-rank percentile `p` (0-100) of a histogram, or None when it is empty."""
-    count = sum(hist.values())
-    if count == 0:
-        return None
-    rank = max(1, math.ceil(p / 100 * count))
-    seen = 0
-    for bucket in sorted(hist, key=int):
-        seen += hist[bucket]
-        if seen >= rank:
-            return int(bucket)
-    return int(max(hist, key=int))
-
-
-def exact_percentile(values: Iterable[int], p: float) -> int | None:
-    """Nearest-rank percentile of raw values (a session's own p95)."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
-
-
-def mean(values: Iterable[float]) -> float | None:
-    """Arithmetic mean, or None for no values."""
-    items = list(values)
-    return sum(items) / len(items) if items else None
-
-
-def engagement_score(*, user_messages: int, actions: int, feedback_given: bool, rated: bool) -> int:
-    """0-100: 10 per visitor message (up to 50), 5 per widget action (up to 20), 15 for feedback, 15 for a rating."""
-    return min(user_messages, 5) * 10 + min(actions, 4) * 5 + (15 if feedback_given else 0) + (15 if rated else 0)
-
-
-def is_engaged(user_messages: int) -> bool:
-    """Whether a session counts toward the engagement rate."""
-    return user_messages >= ENGAGED_MIN_USER_MESSAGES
-
-
-def resolution(
-    *,
-    rating_resolved: bool | None,
-    finished: bool,
-    answered: bool,
-    escalated: bool,
-    negative_feedback: bool,
-    unanswered: bool,
-) -> str:
-    """A session's resolution kind: confirmed, assumed, unresolved, or pending.
-
-    `confirmed` when the visitor said so in the end-of-chat rating, `unresolved` when they said
-    not; otherwise, once the session is finished (ended, or idle past RESOLUTION_IDLE_MINUTES),
-    `assumed` if an assistant answer came with no escalation, no thumbs down and no unanswered
-    question, else `unresolved`. Until then it is `pending` and left out of the resolution rate.
-    """
-    if rating_resolved is True:
-        return "confirmed"
-    if rating_resolved is False:
-        return "unresolved"
-    if not finished:
-        return "pending"
-    if answered and not escalated and not negative_feedback and not unanswered:
-        return "assumed"
-    return "unresolved"
-
-
-def call_cost(
-    *, input_tokens: int, output_tokens: int, cached_tokens: int, price: tuple[Decimal, Decimal, Decimal]
-) -> Decimal:
-    """USD cost of tokens at (input, output, cached input) prices per million tokens.
-
-    `input_tokens` includes the cached ones (every provider reports it so); those are billed at
-    the cached price instead of the input price.
-    """
-    per_input, per_output, per_cached = price
-    cached = min(cached_tokens, input_tokens)
-    return ((input_tokens - cached) * per_input + cached * per_cached + output_tokens * per_output) / Decimal(1_000_000)
-
-
-def change(current: float | None, previous: float | None) -> dict[str, object]:
-    """The change of a headline number versus the previous period: % and direction.
-
-    `pct` is None when either side has no data or the previous value is 0 (no meaningful %).
-    """
-    if current is None or previous is None:
-        return {"previous": previous, "pct": None, "direction": None}
-    if previous == 0:
-        direction: Direction = "flat" if current == 0 else "up"
-        return {"previous": previous, "pct": None, "direction": direction}
-    pct = 100.0 * (current - previous) / abs(previous)
-    direction = "flat" if abs(pct) < FLAT_CHANGE_PCT else ("up" if pct > 0 else "down")
-    return {"previous": previous, "pct": round(pct, 1), "direction": direction}
-
-
-# --- Period totals and the summary ----------------------------------------------------------
-@dataclass(slots=True)
-class Totals:
-    """Sums over a period's rollup rows; `summarize` turns them into metrics."""
-
-    sessions: int = 0
-    closed_sessions: int = 0
-    engaged_sessions: int = 0
-    total_messages: int = 0
-    user_messages: int = 0
-    assistant_messages: int = 0
-    replies_timed: int = 0
-    response_ms_sum: int = 0
-    response_hist: dict[str, int] = field(default_factory=dict)
-    ttft_count: int = 0
-    ttft_ms_sum: int = 0
-    ttft_hist: dict[str, int] = field(default_factory=dict)
-    cached_replies: int = 0
-    failed_replies: int = 0
-    feedback_up: int = 0
-    feedback_down: int = 0
-    sessions_with_feedback: int = 0
-    ratings: int = 0
-    rating_sum: int = 0
-    rating_hist: dict[str, int] = field(default_factory=dict)
-    resolved_confirmed: int = 0
-    resolved_assumed: int = 0
-    unresolved: int = 0
-    pending: int = 0
-    escalated: int = 0
-    engagement_sum: int = 0
-    sentiment_sum: float = 0.0
-    sentiment_count: int = 0
-    failovers: int = 0
-    provider_errors: int = 0
-    topics: dict[str, int] = field(default_factory=dict)
-    issue_topics: dict[str, int] = field(default_factory=dict)
-    hours: list[int] = field(default_factory=lambda: [0] * 24)
-    # From the provider rollup:
-    calls: int = 0
-    calls_attempted: int = 0
-    calls_ok: int = 0
-    calls_failed_over: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cached_tokens: int = 0
-    cost_usd: Decimal = Decimal(0)
-    price_unknown_calls: int = 0
-
-    def add_session_row(self, row: Mapping[str, object]) -> None:
-        """Add one `DailySessionRollup` row (as a mapping of its fields)."""
-        for item in fields(self):
-            name = item.name
-            if name not in row or name in _PROVIDER_FIELDS:
-                continue
-            value = row[name]
-            if name in {"response_hist", "ttft_hist", "rating_hist", "topics", "issue_topics"}:
-                target: dict[str, int] = getattr(self, name)
-                for key, count in dict(value).items():  # type: ignore[call-overload]
-                    target[key] = target.get(key, 0) + count
-            elif name == "hours":
-                for hour, count in enumerate(value or []):  # type: ignore[arg-type]
-                    self.hours[hour] += count
-            else:
-                setattr(self, name, getattr(self, name) + value)
-
-    def add_provider_row(self, row: Mapping[str, object]) -> None:
-        """Add one `DailyProviderRollup` row."""
-        calls, skipped = int(row["calls"]), int(row["skipped"])  # type: ignore[call-overload]
-        self.calls += calls
-        self.calls_attempted += calls - skipped
-        self.calls_ok += int(row["ok"]) + int(row["stopped"])  # type: ignore[call-overload]
-        self.calls_failed_over += int(row["failed_over"])  # type: ignore[call-overload]
-        self.input_tokens += int(row["input_tokens"])  # type: ignore[call-overload]
-        self.output_tokens += int(row["output_tokens"])  # type: ignore[call-overload]
-        self.cached_tokens += int(row["cached_tokens"])  # type: ignore[call-overload]
-        self.cost_usd += Decimal(row["cost_usd"])  # type: ignore[arg-type]
-        self.price_unknown_calls += int(row["price_unknown_calls"])  # type: ignore[call-overload]
-
-
-_PROVIDER_FIELDS = {
-    "calls",
-    "calls_attempted",
-    "calls_ok",
-    "calls_failed_over",
-    "input_tokens",
-    "output_tokens",
-    "cached_tokens",
-    "cost_usd",
-    "price_unknown_calls",
-}
-
-
-def provider_success_rate(*, ok: int, attempted: int) -> float | None:
-    """Answered calls (ok or stopped by the visitor) over calls attempted."""
-    return rate(ok, attempted)
-
-
-def provider_failover_rate(*, failed_over: int, attempted: int) -> float | None:
-    """Calls after which another provider took over, over calls attempted."""
-    return rate(failed_over, attempted)
-
-
-# --- The registry: every metric, its formula, and where each surface shows it -----------------
-Section = Literal["Sessions", "Messages", "Performance", "Satisfaction", "AI usage and cost"]
+Section = Literal["Sessions", "Messages", "Performance", "Satisfaction", "Human support", "AI usage and cost"]
 #: The weekly report's metric sections, in order (`Metric.section` names one).
-SECTIONS: tuple[Section, ...] = ("Sessions", "Messages", "Performance", "Satisfaction", "AI usage and cost")
+SECTIONS: tuple[Section, ...] = (
+    "Sessions", "Messages", "Performance", "Satisfaction", "Human support", "AI usage and cost"
+)  # fmt: skip
 
 #: A metric's formula over a period's totals.
 Formula = Callable[[Totals], float | int | None]
@@ -278,7 +30,7 @@ class Metric:
     """A metric and everything a surface needs to show it, so that a new metric is added once.
 
     `formula` computes it from a period's `Totals`, or names the `Totals` field it is; None
-    leaves it out of `summarize` (`live_sessions` is read live). `section` is the weekly report
+    leaves it out of `summarize`: such a metric is read live (`LIVE`), not over a period. `section` is the weekly report
     section that lists it (None: not in the report), in registry order. `card` is the position
     of its headline card on the dashboard (None: no card). Every surface shows `label` and
     formats the value by `unit`; `higher_is_better` colours a change (None: neither).
@@ -451,8 +203,70 @@ _METRICS = [
         formula=lambda t: ratio(t.sentiment_sum, t.sentiment_count), section="Satisfaction",
     ),
     Metric(
+        "handoff_rate", "Handoff rate", "percent",
+        "Share of sessions in which the visitor asked for a person, whether one was available or not.", None, True,
+        formula=lambda t: rate(t.handoff_sessions, t.sessions), section="Human support", card=17,
+    ),
+    Metric(
+        "human_sessions", "Sessions with a person", "count", "Sessions a person claimed or wrote in.",
+        formula="human_sessions", section="Human support",
+    ),
+    Metric(
+        "agent_messages", "Agent messages", "count", "Messages written to visitors by people at the desk.",
+        formula="agent_messages", section="Human support",
+    ),
+    Metric(
+        "containment_rate", "Containment rate", "percent",
+        "Share of finished sessions that were resolved with no person involved (none claimed or wrote in them).",
+        True, True,
+        formula=lambda t: rate(t.contained, _finished(t)), section="Human support", card=18,
+    ),
+    Metric(
+        "avg_human_first_response_ms", "First human response (avg)", "duration",
+        "Mean time from a visitor's request for a person to the first agent message, over answered requests.",
+        False, True,
+        formula=lambda t: ratio(t.human_first_response_ms_sum, t.human_first_response_count),
+        section="Human support", card=19,
+    ),
+    Metric(
+        "p50_human_first_response_ms", "First human response p50", "duration",
+        "Median time from a request for a person to the first agent message (values rounded to 2 digits).", False,
+        formula=lambda t: percentile(t.human_first_response_hist, 50), section="Human support",
+    ),
+    Metric(
+        "p90_human_first_response_ms", "First human response p90", "duration",
+        "90th percentile time from a request for a person to the first agent message (values rounded to 2 digits).",
+        False,
+        formula=lambda t: percentile(t.human_first_response_hist, 90), section="Human support",
+    ),
+    Metric(
+        "avg_agent_response_ms", "Agent response time", "duration",
+        "Per conversation, the mean time from each agent message back to the latest visitor message before it; "
+        "then the mean over conversations.", False, True,
+        formula=lambda t: ratio(t.agent_response_ms_sum, t.agent_response_sessions), section="Human support", card=20,
+    ),
+    Metric(
+        "avg_human_resolution_ms", "Human resolution time", "duration",
+        "Mean time from a visitor's request for a person to the agent marking it resolved.", False, True,
+        formula=lambda t: ratio(t.human_resolution_ms_sum, t.human_resolution_count), section="Human support",
+        card=21,
+    ),
+    Metric(
+        "fcr_rate", "First-contact resolution", "percent",
+        "Share of finished sessions of identified visitors that were resolved, by the assistant or a person, "
+        "with no new session from that visitor within FCR_WINDOW_DAYS (7 days by default).", True, True,
+        formula=lambda t: rate(t.fcr_resolved, t.fcr_sessions), section="Human support", card=22,
+    ),
+    Metric(
+        "waiting_now", "Waiting for a person", "count", "Visitors waiting for a person right now.", False, card=15
+    ),
+    Metric(
+        "longest_wait_ms", "Longest wait now", "duration",
+        "How long the visitor who has waited longest for a person right now has been waiting.", False, card=16,
+    ),
+    Metric(
         "tokens", "Tokens", "tokens", "Input plus output tokens of every provider call.", None, True,
-        formula=lambda t: t.input_tokens + t.output_tokens, section="AI usage and cost", card=17,
+        formula=lambda t: t.input_tokens + t.output_tokens, section="AI usage and cost", card=25,
     ),
     Metric(
         "input_tokens", "Input tokens", "tokens", "Prompt tokens of every provider call, cached included.",
@@ -465,11 +279,11 @@ _METRICS = [
     Metric(
         "cost_usd", "AI cost", "usd",
         "Price-table cost of every priced provider call; calls of unpriced models are counted apart.", False, True,
-        formula=lambda t: float(t.cost_usd), section="AI usage and cost", card=15,
+        formula=lambda t: float(t.cost_usd), section="AI usage and cost", card=23,
     ),
     Metric(
         "cost_per_session", "Cost per session", "usd", "AI cost divided by sessions.", False, True,
-        formula=lambda t: ratio(float(t.cost_usd), t.sessions), section="AI usage and cost", card=16,
+        formula=lambda t: ratio(float(t.cost_usd), t.sessions), section="AI usage and cost", card=24,
     ),
     Metric(
         "price_unknown_calls", "Unpriced calls", "count", "Calls that used tokens of a model with no price.",
@@ -479,13 +293,13 @@ _METRICS = [
         "provider_success_rate", "Provider success rate", "percent",
         "Share of provider calls attempted (not skipped by the circuit breaker) that answered.", True, True,
         formula=lambda t: provider_success_rate(ok=t.calls_ok, attempted=t.calls_attempted),
-        section="AI usage and cost", card=18,
+        section="AI usage and cost", card=26,
     ),
     Metric(
         "failover_rate", "Failover rate", "percent",
         "Share of provider calls after which another provider had to take over.", False, True,
         formula=lambda t: provider_failover_rate(failed_over=t.calls_failed_over, attempted=t.calls_attempted),
-        section="AI usage and cost", card=19,
+        section="AI usage and cost", card=27,
     ),
     Metric(
         "failovers", "Failovers", "count", "Times a reply moved to the next provider.",
@@ -503,6 +317,9 @@ def headline() -> list[str]:
 
 #: `headline()` at import, for callers that want a constant.
 HEADLINE = headline()
+#: Metrics read live rather than over a period (no formula): the dashboard's snapshot and socket
+#: frames carry their current values under `live` (`selectors.live_numbers`).
+LIVE: tuple[str, ...] = ("live_sessions", "waiting_now", "longest_wait_ms")
 
 
 def summarize(totals: Totals) -> dict[str, float | int | None]:
@@ -532,6 +349,7 @@ def definitions() -> dict[str, dict[str, object]]:
             "headline": metric.headline,
             "section": metric.section,
             "card": metric.card,
+            "live": key in LIVE,
         }
         for key, metric in METRICS.items()
     }
@@ -544,6 +362,8 @@ BREAKDOWN_DEFINITIONS = {
     "peak_hours": "Sessions started in each hour of the day (and weekday), in the server's time zone.",
     "providers": "Provider calls, success and failover rates, tokens and cost per provider.",
     "models": "Tokens and cost per provider model; unpriced models are flagged, never shown as $0.",
+    "agents": "Per person at the desk: the conversations they held last, the mean first response and resolution "
+    "time of the requests among them, and the CSAT of their conversations.",
 }
 
 
@@ -559,6 +379,6 @@ def round_value(key: str, value: float | int | None) -> float | int | None:
     unit = METRICS[key].unit if key in METRICS else "ratio"
     if unit == "usd":
         return round(value, 6)
-    if unit in {"ms", "count", "tokens"}:
+    if unit in {"ms", "duration", "count", "tokens"}:
         return round(value, 1)
     return round(value, 2)

@@ -1,0 +1,114 @@
+"""A visitor who closed every tab while waiting for a person leaves the queue (`HANDOFF_ABANDON_AFTER_S`).
+
+Agents should not claim a conversation nobody reads, and a queue of ghosts hides the visitors
+still there. Each process counts its own visitor connections per session from the event seam
+(`SessionOpened` +1, `ConnectionClosed` −1). When a session's last local connection closes,
+it is remembered with the time; a per-process loop (a `project.runtime` service) looks again
+after `HANDOFF_ABANDON_AFTER_S`: if no connection came back here, and no `hello` anywhere
+stamped `last_seen_at` after the close (a tab reconnecting to another process does), the
+request ends `abandoned` with a guarded update (`services.abandon_left`), every remaining tab
+is told `ended`, and `HandoffChanged` tells the desks and analytics.
+
+Known limit: a visitor with a second tab open, idle, on another server process is not seen
+from here; that tab is told `ended` and may ask again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from datetime import datetime
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from assistant import events
+from assistant.delivery import publish, relay
+from assistant.groups import session_group
+from assistant.handoff import services
+from assistant.protocol import frames
+from project import runtime
+
+logger = logging.getLogger(__name__)
+
+SERVICE = "handoff-left"
+_abandon_left = database_sync_to_async(services.abandon_left)
+
+
+class Tabs:
+    """This event loop's visitor connections per session, and the sessions whose last one closed."""
+
+    def __init__(self) -> None:
+        self.open: Counter[int] = Counter()
+        self.left: dict[int, tuple[str, datetime]] = {}  # session pk -> (public id, closed at)
+
+
+def _tabs() -> Tabs:
+    return runtime.current().state("handoff-tabs", Tabs)
+
+
+def connect() -> None:
+    """Subscribe (once per process, from `AssistantConfig.ready`)."""
+    events.subscribe(events.SessionOpened, session_opened)
+    events.subscribe(events.ConnectionClosed, connection_closed)
+
+
+def session_opened(event: events.SessionOpened) -> None:
+    tabs = _tabs()
+    tabs.open[event.session_pk] += 1
+    tabs.left.pop(event.session_pk, None)
+
+
+def connection_closed(event: events.ConnectionClosed) -> None:
+    tabs = _tabs()
+    tabs.open[event.session_pk] -= 1
+    if tabs.open[event.session_pk] > 0:
+        return
+    del tabs.open[event.session_pk]
+    if settings.HANDOFF_ABANDON_AFTER_S > 0:
+        tabs.left[event.session_pk] = (event.session_id, timezone.now())
+        runtime.current().service(SERVICE, _check_forever)
+
+
+async def _check_forever() -> None:
+    while True:
+        await asyncio.sleep(max(0.2, min(10.0, settings.HANDOFF_ABANDON_AFTER_S / 4)))
+        try:
+            await check_once()
+        except Exception:
+            logger.exception("Could not end the requests of visitors who left; retrying")
+
+
+async def check_once(now: datetime | None = None) -> int:
+    """End the waiting requests of sessions left longer than HANDOFF_ABANDON_AFTER_S ago; how many."""
+    now = now or timezone.now()
+    tabs = _tabs()
+    due = [
+        (pk, sid, left_at)
+        for pk, (sid, left_at) in list(tabs.left.items())
+        if (now - left_at).total_seconds() >= settings.HANDOFF_ABANDON_AFTER_S
+    ]
+    ended = 0
+    for pk, session_id, left_at in due:
+        tabs.left.pop(pk, None)
+        session = await _abandon_left(session_pk=pk, left_at=left_at, now=now)
+        if session is None:
+            continue  # not waiting any more, or the visitor came back (to another process)
+        ended += 1
+        await publish(session_group(session_id), [frames.handoff_status(state="ended")])
+        await relay(
+            events.HandoffChanged(
+                session_pk=pk,
+                session_id=session_id,
+                state=session.handoff_state,
+                previous_state="waiting",
+                agent_id=None,
+                agent_name="",
+                actor_id=None,
+                actor_name="",
+                outcome="abandoned",
+            )
+        )
+    return ended
