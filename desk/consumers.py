@@ -23,6 +23,7 @@ from assistant import protocol
 from assistant.delivery import PROCESS_ID, hub
 from assistant.groups import desk_session_group, session_group, session_of_group
 from assistant.handoff import actions, selectors, services
+from assistant.handoff.services import MAX_DESK_CLIENT_ID
 from assistant.protocol import ClientError, frames
 from assistant.ratelimit import TokenBucket
 from assistant.selectors import iso
@@ -43,6 +44,8 @@ MAX_FRAME_CHARS = 64 * 1024
 MAX_WATCHED = 50
 #: The desk's heartbeat (any frame) is written at most this often.
 PRESENCE_WRITE_S = 20.0
+#: A rate-limited frame up to this long is read for its `client_id` and `session_id`.
+NAMED_PARSE_CHARS = 10_000
 #: Frames of one desk being handled at once (in all its conversations' lanes); more are refused.
 MAX_IN_FLIGHT = 100
 #: Conversations of one desk whose frames run at the same time (the others wait their turn).
@@ -51,6 +54,8 @@ LANES_AT_ONCE = 4
 LANE_DRAIN_S = 5.0
 #: A desk re-reads its queue at most this often (changes in between are folded into one read).
 QUEUE_REFRESH_S = 0.25
+#: After a failed read of the queue, the next try waits this long.
+QUEUE_RETRY_S = 5.0
 
 _can_use_desk = database_sync_to_async(selectors.can_use_desk)
 _presence_set = database_sync_to_async(services.presence_set)
@@ -61,12 +66,36 @@ _history = database_sync_to_async(desk_selectors.history)
 _note_add = database_sync_to_async(services.note_add)
 
 
+def _about(error: ClientError, frame: dict[str, Any]) -> dict[str, Any]:
+    """The error frame, naming what it answers: the conversation, and a message's `client_id`
+    (the desk then marks that message "not sent" instead of leaving it pending)."""
+    if error.client_id is None and frame.get("type") == "message" and isinstance(frame.get("client_id"), str):
+        error.client_id = frame["client_id"][:MAX_DESK_CLIENT_ID]
+    answer = dict(error.frame())
+    if isinstance(frame.get("session_id"), str):
+        answer["session_id"] = frame["session_id"][:36]
+    return answer
+
+
+def _named(text_data: str) -> dict[str, Any]:
+    """What a refused (rate-limited) frame names, read only from a small frame: the flood the
+    limit is for costs no parsing, and an agent's ordinary message is small."""
+    if len(text_data) > NAMED_PARSE_CHARS:
+        return {}
+    try:
+        frame = json.loads(text_data)
+    except ValueError:
+        return {}
+    return frame if isinstance(frame, dict) else {}
+
+
 class DeskConsumer(AsyncWebsocketConsumer):
     """One agent's desk in one browser tab."""
 
     user: Any = None
     joined = False
     queue_dirty = False
+    closing = False
     queue_changed_at = 0.0
     in_flight = 0
     queue_refresher: asyncio.Task[None] | None = None
@@ -78,6 +107,7 @@ class DeskConsumer(AsyncWebsocketConsumer):
         self.watched: dict[str, tuple[asyncio.Queue[dict[str, Any]], asyncio.Task[None]]] = {}
         self.lanes: dict[str, asyncio.Task[None]] = {}  # session id -> its latest frame's task
         self.running = asyncio.Semaphore(LANES_AT_ONCE)
+        self.watching = asyncio.Lock()
         user = self.scope.get("user")
         await self.accept()
         if user is None or not user.is_authenticated:
@@ -96,8 +126,13 @@ class DeskConsumer(AsyncWebsocketConsumer):
         """Stop following every conversation; the agent's availability lapses with its heartbeat."""
         if self.queue_refresher is not None:
             self.queue_refresher.cancel()
-        if getattr(self, "lanes", None):  # what the agent sent is still stored (unacked: the desk resends it)
-            await asyncio.wait(list(self.lanes.values()), timeout=LANE_DRAIN_S)
+        self.closing = True  # a frame still running follows no new conversation (see `_watch`)
+        lanes = list(getattr(self, "lanes", {}).values())
+        if lanes:  # what the agent sent is still stored (unacked: the desk resends it)
+            _, late = await asyncio.wait(lanes, timeout=LANE_DRAIN_S)
+            for lane in late:
+                lane.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         for session_id in list(self.watched):
             await self._unwatch(session_id)
         if self.joined:
@@ -120,10 +155,11 @@ class DeskConsumer(AsyncWebsocketConsumer):
                 raise ClientError(protocol.INVALID_FRAME, "Send JSON text frames.")
             if len(text_data) > MAX_FRAME_CHARS:
                 raise ClientError(protocol.INVALID_FRAME, f"Frames are limited to {MAX_FRAME_CHARS} characters.")
-            frame = protocol.decode_frame(text_data, desk_protocol.FRAME_FIELDS, {})
-            wait = self.frame_bucket.take()  # after decoding: a refused message is named by its client_id
+            wait = self.frame_bucket.take()  # before decoding: a flood costs no parsing
             if wait is not None:
+                frame = _named(text_data)
                 raise ClientError(protocol.RATE_LIMITED, "Too many frames; slow down.", retry_after=wait)
+            frame = protocol.decode_frame(text_data, desk_protocol.FRAME_FIELDS, {})
             if self.in_flight >= MAX_IN_FLIGHT:
                 raise ClientError(protocol.RATE_LIMITED, "Too many frames waiting; slow down.", retry_after=1)
             if "session_id" in frame:  # one spelling of each id, whatever the desk sent
@@ -131,6 +167,10 @@ class DeskConsumer(AsyncWebsocketConsumer):
             await self._heartbeat()
         except ClientError as error:
             await self._refuse(error, frame)
+            return
+        except Exception:
+            logger.exception("Unhandled error in desk consumer")
+            await self.send_json(frames.error(protocol.INTERNAL_ERROR, "Something went wrong on our side."))
             return
         if "session_id" not in frame:
             await self._run(frame)
@@ -160,15 +200,14 @@ class DeskConsumer(AsyncWebsocketConsumer):
             await self._refuse(error, frame)
         except Exception:
             logger.exception("Unhandled error in desk consumer")
-            await self.send_json(frames.error(protocol.INTERNAL_ERROR, "Something went wrong on our side."))
+            error = ClientError(protocol.INTERNAL_ERROR, "Something went wrong on our side.")
+            await self.send_json(_about(error, frame))
 
     async def _refuse(self, error: ClientError, frame: dict[str, Any]) -> None:
-        if error.client_id is None and frame.get("type") == "message":
-            error.client_id = frame["client_id"]  # the desk marks that message "not sent", not pending
         client_warnings.warning(
             logger, "desk", str(self.user.pk), "Desk of user %s: %s: %s", self.user.pk, error.code, error.detail
         )
-        await self.send_json(dict(error.frame()))
+        await self.send_json(_about(error, frame))
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Call the handler for `message["type"]`, without Channels' per-message thread hop.
@@ -288,7 +327,9 @@ class DeskConsumer(AsyncWebsocketConsumer):
                 own = await _mine(agent=self.user)
                 await self.send_json(desk_protocol.queue_updated(lists=desk_selectors.with_mine(shared, own)))
             except Exception:
-                logger.exception("Could not refresh the queue of a desk")
+                logger.exception("Could not refresh the queue of a desk; retrying")
+                self.queue_dirty = True  # the change is still unseen: read again, a little later
+                await asyncio.sleep(QUEUE_RETRY_S)
             await asyncio.sleep(QUEUE_REFRESH_S)
 
     async def desk_frame(self, message: dict[str, Any]) -> None:
@@ -309,15 +350,32 @@ class DeskConsumer(AsyncWebsocketConsumer):
 
     # --- following conversations --------------------------------------------------------------
     async def _show(self, session_id: str) -> None:
-        payload = await _conversation(session_id=session_id)
-        await self._watch(payload["session_id"])
+        """Follow the conversation, then read it: a message said in between arrives live (and may
+        be in the transcript too: the desk shows each seq once)."""
+        following = session_id not in self.watched
+        await self._watch(session_id)
+        try:
+            payload = await _conversation(session_id=session_id)
+        except ClientError:  # not_found: nothing to follow
+            if following:
+                await self._unwatch(session_id)
+            raise
         await self.send_json(desk_protocol.conversation(payload))
 
     async def _watch(self, session_id: str) -> None:
-        if session_id in self.watched:
-            return
-        if len(self.watched) >= MAX_WATCHED:
-            await self._unwatch(next(iter(self.watched)))
+        async with self.watching:  # lanes run side by side: one change of the followed set at a time
+            if session_id in self.watched or self.closing:
+                return
+            if len(self.watched) >= MAX_WATCHED:
+                await self._unwatch_locked(next(iter(self.watched)))
+            await self._watch_locked(session_id)
+
+    async def _unwatch(self, session_id: str) -> None:
+        async with self.watching:
+            if session_id in self.watched:
+                await self._unwatch_locked(session_id)
+
+    async def _watch_locked(self, session_id: str) -> None:
         group = session_group(session_id)
         await self.channel_layer.group_add(group, self.channel_name)
         await self.channel_layer.group_add(desk_session_group(session_id), self.channel_name)
@@ -325,7 +383,7 @@ class DeskConsumer(AsyncWebsocketConsumer):
         hub.join(group, inbox)  # after the layer group: see `delivery.has_remote_members`
         self.watched[session_id] = (inbox, asyncio.create_task(self._pump(inbox)))
 
-    async def _unwatch(self, session_id: str) -> None:
+    async def _unwatch_locked(self, session_id: str) -> None:
         inbox, pump = self.watched.pop(session_id)
         group = session_group(session_id)
         hub.leave(group, inbox)

@@ -45,24 +45,34 @@ class SharedLists:
             return await asyncio.shield(self.reading[1])
         if self.next is None:
             self.next = asyncio.get_running_loop().create_future()
-            asyncio.get_running_loop().create_task(self._read(self.next))
+            runtime.current().spawn(self._read(self.next), name="desk-lists", kind=runtime.SERVICE)
         return await asyncio.shield(self.next)
 
     async def _read(self, future: asyncio.Future[dict[str, Any]]) -> None:
-        await asyncio.sleep(GATHER_S)
-        self.next = None
-        started = time.monotonic()
-        self.reading = (started, future)
+        """Gather askers for GATHER_S, then read once. Whatever happens (a failed read, a
+        cancelled task at shutdown), the future ends and the slots are cleared: no asker waits
+        forever, and the next change reads again."""
+        started = 0.0
         try:
+            await asyncio.sleep(GATHER_S)
+            if self.next is future:
+                self.next = None
+            started = time.monotonic()
+            self.reading = (started, future)
             lists = await _shared_lists()
-        except Exception as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: each asker gets it from its own await
+        except BaseException as error:
+            if not future.done():
+                future.set_exception(error if isinstance(error, Exception) else RuntimeError("read cancelled"))
+                future.exception()  # retrieved: each asker gets it from its own await
+            if isinstance(error, asyncio.CancelledError):
+                raise
         else:
             future.set_result(lists)
             if self.done is None or self.done[0] < started:
                 self.done = (started, lists)
         finally:
+            if self.next is future:
+                self.next = None
             if self.reading is not None and self.reading[1] is future:
                 self.reading = None
 

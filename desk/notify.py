@@ -7,7 +7,9 @@ gets one email to every agent with an address, whether or not anyone is at the d
 Each process that saw a request runs one loop (a `project.runtime` service) checking every few
 seconds; a guarded update (`services.unclaimed_to_notify`) marks each request told, so of
 several processes exactly one sends it. A request is marked before the email goes: a mail
-server that refuses loses that email (logged), never sends it twice.
+server that refuses loses that email (logged), never sends it twice. Each agent gets their own
+copy (no agent sees the others' addresses); with no agent address at all nothing is marked,
+and a warning says so.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import logging
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.mail import send_mass_mail
 from django.utils import timezone
 
 from assistant import events
+from assistant.handoff import selectors as handoff_selectors
 from assistant.handoff import services
 from assistant.models import Handoff
 from desk import selectors
@@ -35,6 +38,7 @@ MAX_CHECK_INTERVAL_S = 15.0
 
 _unclaimed = database_sync_to_async(services.unclaimed_to_notify)
 _agent_emails = database_sync_to_async(selectors.agent_emails)
+_waiting_too_long = database_sync_to_async(handoff_selectors.waiting_too_long)
 
 
 def handoff_requested(event: events.HandoffRequested) -> None:
@@ -68,18 +72,20 @@ async def _check_forever() -> None:
 
 async def check_once() -> int:
     """Email the agents about every request waiting too long; how many requests were in it."""
+    recipients = await _agent_emails()  # first: with nobody to write to, nothing is marked told
+    if not recipients:
+        if await _waiting_too_long(after_s=settings.HANDOFF_NOTIFY_AFTER_S):
+            logger.warning("Visitors wait for a person, and no agent has an email address to tell")
+        return 0
     waiting = await _unclaimed(after_s=settings.HANDOFF_NOTIFY_AFTER_S)
     if not waiting:
         return 0
-    recipients = await _agent_emails()
-    if not recipients:
-        logger.warning("%d visitor(s) waiting for a person, and no agent has an email address", len(waiting))
-        return len(waiting)
     subject, body = message(waiting)
+    # One message per agent: no agent sees the others' addresses. EMAIL_TIMEOUT bounds a mail
+    # server that does not answer (this loop waits for it, and it runs in a thread of its own).
+    mails = [(subject, body, settings.DEFAULT_FROM_EMAIL, [address]) for address in recipients]
     try:
-        await sync_to_async(send_mail, thread_sensitive=False)(
-            subject, body, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False
-        )
+        await sync_to_async(send_mass_mail, thread_sensitive=False)(mails, fail_silently=False)
     except Exception:
         logger.exception("Could not email the agents about %d waiting visitor(s)", len(waiting))
     return len(waiting)

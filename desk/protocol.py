@@ -49,7 +49,8 @@ LIST_PRIORITY = ("mine", "queue", "open")
 def frame_budget() -> int:
     """The largest frame the server may send: daphne refuses to send more than a client may send
     (`CHAT_MAX_FRAME_BYTES` caps both ways), so every desk frame is cut to fit under it."""
-    return settings.CHAT_MAX_FRAME_BYTES - FRAME_HEADROOM
+    limit = settings.CHAT_MAX_FRAME_BYTES
+    return limit - min(FRAME_HEADROOM, limit // 4)
 
 
 def size(value: Any) -> int:
@@ -95,12 +96,13 @@ def queue_updated(*, lists: dict[str, Any]) -> Frame:
 def conversation(payload: Frame) -> Frame:
     """`conversation`: one conversation (transcript, visitor, notes, earlier sessions, analytics).
 
-    The transcript keeps its newest messages and the notes their newest that fit one frame;
+    The notes keep their newest within a quarter of the frame, the transcript its newest
+    messages in the rest;
     `truncated` says whether earlier messages were left out (`history` pages back to them).
     """
     budget = frame_budget() - size({k: v for k, v in payload.items() if k not in ("messages", "notes")})
-    messages = fit(payload["messages"], budget * 3 // 4, keep="tail")
-    notes = fit(payload["notes"], budget - size(messages), keep="tail")
+    notes = fit(payload["notes"], budget // 4, keep="tail")  # at most a quarter; the rest is the transcript's
+    messages = fit(payload["messages"], budget - size(notes), keep="tail")
     truncated = payload["truncated"] or len(messages) < len(payload["messages"])
     return {"type": "conversation", **payload, "messages": messages, "notes": notes, "truncated": truncated}
 

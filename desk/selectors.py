@@ -77,7 +77,7 @@ def agents(*, now: Any = None) -> list[dict[str, Any]]:
     now = now or timezone.now()
     fresh = now - timedelta(seconds=settings.DESK_PRESENCE_TTL_S)
     listed = []
-    for user in _agent_users().select_related("desk_presence")[:AGENTS_LIMIT]:
+    for user in _agent_users().select_related("desk_presence").order_by("first_name", "username")[:AGENTS_LIMIT]:
         presence = getattr(user, "desk_presence", None)
         available = presence is not None and presence.available and presence.seen_at >= fresh
         listed.append(agent_info(user, available=available))
@@ -141,7 +141,8 @@ def conversation(*, session_id: str) -> dict[str, Any]:
     if session is None:
         raise ClientError("not_found", "No such conversation.", field="session_id")
     messages, truncated = _messages(session.pk, before_seq=None)
-    notes = InternalNote.objects.filter(session=session).order_by("created_at", "id")[:TRANSCRIPT_LIMIT]
+    notes = list(InternalNote.objects.filter(session=session).order_by("-created_at", "-id")[:TRANSCRIPT_LIMIT])
+    notes.reverse()  # the newest TRANSCRIPT_LIMIT, oldest first
     earlier = []
     if session.external_user_id:
         earlier = [

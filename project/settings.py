@@ -394,6 +394,9 @@ EMAIL_PORT = env.integer("EMAIL_PORT", 25, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env.string("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env.string("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env.boolean("EMAIL_USE_TLS", False)
+# Seconds an SMTP server may take to answer before the send fails (no limit by default in Django:
+# a mail server that never answers would hold the desk's notifications for good).
+EMAIL_TIMEOUT = env.integer("EMAIL_TIMEOUT", 30, minimum=1, maximum=600)
 DEFAULT_FROM_EMAIL = env.string("DEFAULT_FROM_EMAIL", "Parley <parley@localhost>")
 
 # --- Server ---------------------------------------------------------------------------------

@@ -4,8 +4,10 @@ Agents should not claim a conversation nobody reads, and a queue of ghosts hides
 still there. Each process counts its own visitor connections per session from the event seam
 (`SessionOpened` +1, `ConnectionClosed` −1). When a session's last local connection closes,
 it is remembered with the time; a per-process loop (a `project.runtime` service) looks again
-after `HANDOFF_ABANDON_AFTER_S`: if no connection came back here, and no `hello` anywhere
-stamped `last_seen_at` after the close (a tab reconnecting to another process does), the
+after `HANDOFF_ABANDON_AFTER_S`: if the session is still waiting, no connection came back
+here, and no `hello` anywhere stamped `last_seen_at` after the close (a tab reconnecting to
+another process does; a hello within `services.CLOCK_SKEW_S` of the close, which another
+server's clock may have stamped, is looked at once more a grace later), the
 request ends `abandoned` with a guarded update (`services.abandon_left`), every remaining tab
 is told `ended`, and `HandoffChanged` tells the desks and analytics.
 
@@ -18,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -27,7 +30,7 @@ from django.utils import timezone
 from assistant import events
 from assistant.delivery import publish, relay
 from assistant.groups import session_group
-from assistant.handoff import services
+from assistant.handoff import selectors, services
 from assistant.protocol import frames
 from project import runtime
 
@@ -35,6 +38,17 @@ logger = logging.getLogger(__name__)
 
 SERVICE = "handoff-left"
 _abandon_left = database_sync_to_async(services.abandon_left)
+_waiting_among = database_sync_to_async(selectors.waiting_among)
+
+
+@dataclass(frozen=True, slots=True)
+class Gone:
+    """A session whose last local tab closed: when, when to look, and what was seen last time."""
+
+    session_id: str
+    left_at: datetime
+    due_at: datetime
+    seen_before: datetime | None = None
 
 
 class Tabs:
@@ -42,7 +56,7 @@ class Tabs:
 
     def __init__(self) -> None:
         self.open: Counter[int] = Counter()
-        self.left: dict[int, tuple[str, datetime]] = {}  # session pk -> (public id, closed at)
+        self.left: dict[int, Gone] = {}
 
 
 def _tabs() -> Tabs:
@@ -68,7 +82,9 @@ def connection_closed(event: events.ConnectionClosed) -> None:
         return
     del tabs.open[event.session_pk]
     if settings.HANDOFF_ABANDON_AFTER_S > 0:
-        tabs.left[event.session_pk] = (event.session_id, timezone.now())
+        now = timezone.now()
+        due = now + timedelta(seconds=settings.HANDOFF_ABANDON_AFTER_S)
+        tabs.left[event.session_pk] = Gone(event.session_id, now, due)
         runtime.current().service(SERVICE, _check_forever)
 
 
@@ -85,24 +101,39 @@ async def check_once(now: datetime | None = None) -> int:
     """End the waiting requests of sessions left longer than HANDOFF_ABANDON_AFTER_S ago; how many."""
     now = now or timezone.now()
     tabs = _tabs()
-    due = [
-        (pk, sid, left_at)
-        for pk, (sid, left_at) in list(tabs.left.items())
-        if (now - left_at).total_seconds() >= settings.HANDOFF_ABANDON_AFTER_S
-    ]
-    ended = 0
-    for pk, session_id, left_at in due:
+    due = [(pk, gone) for pk, gone in list(tabs.left.items()) if gone.due_at <= now]
+    for pk, _ in due:
         tabs.left.pop(pk, None)
-        session = await _abandon_left(session_pk=pk, left_at=left_at, now=now)
-        if session is None:
+    if not due:
+        return 0
+    try:
+        waiting = await _waiting_among(session_pks=[pk for pk, _ in due])  # most were never waiting
+    except Exception:
+        for pk, gone in due:  # looked at again at the next check
+            tabs.left.setdefault(pk, gone)
+        raise
+    ended = 0
+    for pk, gone in due:
+        if pk not in waiting:
+            continue
+        try:
+            found = await _abandon_left(session_pk=pk, left_at=gone.left_at, seen_before=gone.seen_before, now=now)
+        except Exception:
+            tabs.left.setdefault(pk, gone)
+            raise
+        if found.unsure_seen is not None:  # a hello too close to the close to tell: look again later
+            later = now + timedelta(seconds=settings.HANDOFF_ABANDON_AFTER_S)
+            tabs.left.setdefault(pk, Gone(gone.session_id, gone.left_at, later, found.unsure_seen))
+            continue
+        if found.session is None:
             continue  # not waiting any more, or the visitor came back (to another process)
         ended += 1
-        await publish(session_group(session_id), [frames.handoff_status(state="ended")])
+        await publish(session_group(gone.session_id), [frames.handoff_status(state="ended")])
         await relay(
             events.HandoffChanged(
                 session_pk=pk,
-                session_id=session_id,
-                state=session.handoff_state,
+                session_id=gone.session_id,
+                state=found.session.handoff_state,
                 previous_state="waiting",
                 agent_id=None,
                 agent_name="",

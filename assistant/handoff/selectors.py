@@ -90,3 +90,22 @@ def desk_user(*, user_id: int) -> AbstractBaseUser | None:
     """The active user `user_id` if they may use the desk (a transfer's target), else None."""
     user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
     return user if user is not None and can_use_desk(user) else None
+
+
+def waiting_among(*, session_pks: list[int]) -> set[int]:
+    """Which of these sessions wait for a person (one query for many closed connections)."""
+    return set(
+        ChatSession.objects.filter(pk__in=session_pks, handoff_state=ChatSession.Handoff.WAITING).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def waiting_too_long(*, after_s: float, now: datetime | None = None) -> bool:
+    """Whether a visitor has waited for a person longer than `after_s` with nobody claiming them."""
+    now = now or timezone.now()
+    return Handoff.objects.filter(
+        outcome=Handoff.Outcome.OPEN,
+        requested_at__lte=now - timedelta(seconds=after_s),
+        session__handoff_state=ChatSession.Handoff.WAITING,
+    ).exists()

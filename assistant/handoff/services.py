@@ -44,6 +44,8 @@ MAX_AGENT_TEXT = 8000
 MAX_NOTE_TEXT = 4000
 #: Requests for a person one conversation may make (each is a row, even when nobody is there).
 MAX_HANDOFFS_PER_SESSION = 20
+#: How far two servers' clocks may differ when one's close is compared with another's hello.
+CLOCK_SKEW_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,20 +275,51 @@ def abandon_waiting(*, session_pk: int, now: datetime | None = None) -> bool:
     return bool(changed)
 
 
-def abandon_left(*, session_pk: int, left_at: datetime, now: datetime | None = None) -> ChatSession | None:
-    """The visitor's last tab closed at `left_at` while waiting, and no `hello` came since (which
-    stamps `last_seen_at`): the request ends `abandoned`. The session, or None if nothing changed."""
+@dataclass(frozen=True, slots=True)
+class Left:
+    """What `abandon_left` found: the session if its request ended, or a `last_seen_at` too close
+    to the close to tell (another server's clock may differ) to look at once more later."""
+
+    session: ChatSession | None = None
+    unsure_seen: datetime | None = None
+
+
+def abandon_left(
+    *, session_pk: int, left_at: datetime, seen_before: datetime | None = None, now: datetime | None = None
+) -> Left:
+    """The visitor's last tab closed at `left_at` while waiting: end the request `abandoned`
+    unless a `hello` came since (it stamps `last_seen_at`, maybe by another server's clock).
+
+    `last_seen_at` well before the close: abandoned. Well after: the visitor came back. Within
+    CLOCK_SKEW_S of it: unsure; the caller looks again later with `seen_before`, and the request
+    ends only if no hello stamped `last_seen_at` in between.
+    """
     now = now or timezone.now()
+    skew = timedelta(seconds=CLOCK_SKEW_S)
     with transaction.atomic():
-        changed = ChatSession.objects.filter(
-            pk=session_pk, handoff_state=State.WAITING, last_seen_at__lte=left_at
-        ).update(handoff_state=State.AI, updated_at=now)
-        if not changed:
-            return None
+        seen = (
+            ChatSession.objects.filter(pk=session_pk, handoff_state=State.WAITING)
+            .values_list("last_seen_at", flat=True)
+            .first()
+        )
+        if seen is None:
+            return Left()  # not waiting any more
+        if seen_before is not None:
+            gone = seen == seen_before
+        elif seen > left_at + skew:
+            return Left()  # came back
+        elif seen > left_at - skew:
+            return Left(unsure_seen=seen)
+        else:
+            gone = True
+        if not gone or not ChatSession.objects.filter(
+            pk=session_pk, handoff_state=State.WAITING, last_seen_at=seen
+        ).update(handoff_state=State.AI, updated_at=now):
+            return Left()
         Handoff.objects.filter(session_id=session_pk, outcome=Handoff.Outcome.OPEN).update(
             outcome=Handoff.Outcome.ABANDONED, ended_at=now
         )
-    return ChatSession.objects.get(pk=session_pk)
+    return Left(session=ChatSession.objects.get(pk=session_pk))
 
 
 def unclaimed_to_notify(*, after_s: float, now: datetime | None = None, limit: int = 50) -> list[Handoff]:
@@ -303,7 +336,10 @@ def unclaimed_to_notify(*, after_s: float, now: datetime | None = None, limit: i
         .select_related("session")
         .order_by("requested_at", "pk")[:limit]
     )
-    return [h for h in candidates if Handoff.objects.filter(pk=h.pk, notified_at=None).update(notified_at=now)]
+    still = Handoff.objects.filter(
+        notified_at=None, outcome=Handoff.Outcome.OPEN, session__handoff_state=State.WAITING
+    )  # claimed since the select: not waiting, not told
+    return [h for h in candidates if still.filter(pk=h.pk).update(notified_at=now)]
 
 
 # --- helpers ----------------------------------------------------------------------------------

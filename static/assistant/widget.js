@@ -1278,7 +1278,9 @@ textarea{font-size:16px}
     const note = { interrupted: S.interrupted, failed: S.failed, stopped: S.stopped }[m.status];
     if (note) m.meta.append(h("p", { class: "note", text: note }));
     if (typeof m.agent === "string") {
-      // A person wrote it: their name, and no thumbs (feedback rates the assistant's answers).
+      // A person wrote it: their name (also what screen readers hear first), and no thumbs
+      // (feedback rates the assistant's answers).
+      m.el.style.setProperty("--who-assistant", JSON.stringify((m.agent || S.assistant) + ": "));
       return m.meta.append(h("p", { class: "note", "data-testid": "parley-agent-name", text: m.agent }));
     }
     if (m.status === "complete" && m.id) m.meta.append(thumbs(m));

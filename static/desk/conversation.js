@@ -1,8 +1,11 @@
 /*
  * The open conversation (window.ParleyDesk.conversation): its transcript (the visitor, the AI
  * and the people, AI replies streamed live, each `seq` shown once however it arrives), internal
- * notes between the messages, the visitor's details, analytics and earlier conversations, the
- * actions enabled by the conversation's state, and the composer.
+ * notes between the messages, the actions enabled by the conversation's state, and the
+ * composer (the side panel is static/desk/side.js).
+ *
+ * A long conversation comes `truncated` (its newest messages only): "Show earlier messages" at
+ * the top of the transcript pages back with `history`, keeping the view where it was.
  *
  * Sending: each agent message gets a client_id and waits in the outbox, shown "sending…",
  * until its `ack`; after a reconnect the outbox is sent again with the same client_ids (the
@@ -32,10 +35,6 @@
     textLabel: $("dk-text-label"),
     hint: $("dk-hint"),
     side: $("dk-side"),
-    visitor: $("dk-visitor"),
-    analyticsBox: $("dk-analytics-box"),
-    analytics: $("dk-analytics"),
-    earlier: $("dk-earlier"),
     transferForm: $("dk-transfer"),
     transferSelect: $("dk-transfer-to"),
     transferId: $("dk-transfer-id"),
@@ -45,6 +44,8 @@
   let conv = null; // the open conversation: the last `conversation` frame, kept up to date
   let bySeq = new Map(); // seq → transcript entry
   let noteKeys = new Set();
+  let earlierLeft = false; // messages before the lowest seq shown were left out
+  let historyAsked = 0; // the before_seq of the `history` awaiting its answer (0: none)
   let busy = ""; // the action awaiting its ack
   let typingSent = false;
   let typingTimer = null;
@@ -161,55 +162,65 @@
     if (force || near) ui.log.scrollTop = ui.log.scrollHeight;
   }
 
-  // --- the side panel -----------------------------------------------------------------------
-  function renderVisitor() {
-    const v = conv.visitor || {};
-    const page = v.page_url ? R.safeLink(v.page_url, v.page_title || v.page_url) : v.page_title;
-    R.facts(ui.visitor, [
-      ["Name", v.name || "Anonymous visitor"],
-      ["Email", v.email ? el("a", { href: "mailto:" + v.email, text: v.email }) : ""],
-      ["Type", v.user_type ? v.user_type + (v.identified ? " (identified)" : " (not identified)") : ""],
-      ["Page", page || ""],
-      ["Locale", v.locale || ""],
-      ["Conversation", conv.title || ""],
-      ["Session", el("code", { text: conv.session_id })],
-    ]);
-    renderAnalytics(conv.analytics);
-    ui.earlier.textContent = "";
-    const earlier = conv.earlier_sessions || [];
-    for (const item of earlier) {
-      const button = el("button", { type: "button", className: "dk-link", "data-session": item.session_id }, [
-        el("span", { text: item.title || "Untitled conversation" }),
-        el("time", { datetime: item.created_at, text: R.when(item.created_at) }),
-      ]);
-      button.addEventListener("click", () => ctx.open(item.session_id));
-      ui.earlier.append(el("li", null, [button]));
-    }
-    if (!earlier.length) ui.earlier.append(el("li", { className: "dk-empty", text: ui.earlier.dataset.empty }));
+  // --- earlier messages ----------------------------------------------------------------------
+  /** The lowest seq of `messages` (Infinity for none). */
+  function lowestIn(messages) {
+    return Math.min(...Array.from(messages || [], (m) => m.seq).filter((seq) => typeof seq === "number"));
   }
 
-  function sentimentLabel(value) {
-    if (typeof value !== "number" || !isFinite(value)) return "no data";
-    const word = value > 0.2 ? "positive" : value < -0.2 ? "negative" : "neutral";
-    return word + " (" + value.toFixed(2) + ")";
+  const lowestSeq = () => Math.min(...bySeq.keys()); // of the transcript shown
+
+  /** The "Show earlier messages" button, first in the transcript while earlier ones were left out. */
+  function renderEarlier() {
+    let item = ui.log.querySelector(".dk-more");
+    if (!earlierLeft || !bySeq.size) {
+      if (!item) return;
+      const focused = item.contains(document.activeElement);
+      item.remove();
+      if (focused) ui.title.focus(); // the button the keyboard was on is gone
+      return;
+    }
+    if (!item) {
+      const button = el("button", { type: "button", className: "button dk-more-button", text: "Show earlier messages" });
+      button.addEventListener("click", askEarlier);
+      item = el("li", { className: "dk-more" }, [button]);
+    }
+    if (ui.log.firstChild !== item) ui.log.prepend(item);
+    const button = item.querySelector("button");
+    button.disabled = Boolean(historyAsked);
+    button.setAttribute("aria-busy", historyAsked ? "true" : "false");
   }
 
-  function renderAnalytics(analytics) {
-    ui.analyticsBox.hidden = !analytics || typeof analytics !== "object";
-    if (ui.analyticsBox.hidden) return;
-    const topics = Array.isArray(analytics.topics) ? analytics.topics.map(String) : [];
-    const pairs = [
-      ["Topics", topics.length ? el("ul", { className: "dk-tags" }, topics.map((t) => el("li", { text: t }))) : "none"],
-      ["Sentiment", sentimentLabel(analytics.sentiment)],
-    ];
-    for (const [key, value] of Object.entries(analytics)) {
-      if (key === "topics" || key === "sentiment" || value === null || value === undefined) continue;
-      const label = key.replace(/_/g, " ").replace(/^./, (c) => c.toUpperCase());
-      if (typeof value === "boolean") pairs.push([label, value ? "yes" : "no"]);
-      else if (typeof value !== "object") pairs.push([label, String(value)]);
-      else if (key === "feedback") pairs.push([label, (value.up || 0) + " up, " + (value.down || 0) + " down"]);
+  function askEarlier() {
+    if (!conv || historyAsked || !bySeq.size) return;
+    const before = lowestSeq();
+    if (!ctx.send({ type: "history", session_id: conv.session_id, before_seq: before })) {
+      ctx.error("Not connected: try again in a moment.");
+      return;
     }
-    R.facts(ui.analytics, pairs);
+    historyAsked = before;
+    renderEarlier();
+  }
+
+  /** `history`: earlier messages of the shown conversation, put above what is shown; the view stays put. */
+  function history(frame) {
+    if (!conv || frame.session_id !== conv.session_id) return;
+    historyAsked = 0;
+    const messages = Array.isArray(frame.messages) ? frame.messages : [];
+    // An answer that reaches no lower than what is shown (a late one) says nothing about what is left.
+    if (!messages.length || lowestIn(messages) <= lowestSeq()) earlierLeft = Boolean(frame.truncated);
+    const before = ui.log.scrollHeight - ui.log.scrollTop;
+    ui.log.setAttribute("aria-busy", "true"); // old messages are not news
+    for (const message of messages) upsertMessage(message);
+    // Notes sit by time: those shown above the oldest message may belong among the new ones.
+    for (const entry of Array.from(ui.log.querySelectorAll(".dk-note"))) {
+      entry.remove();
+      placeNote(entry);
+    }
+    renderEarlier();
+    ui.log.scrollTop = ui.log.scrollHeight - before;
+    requestAnimationFrame(() => ui.log.removeAttribute("aria-busy"));
+    ctx.announce(messages.length === 1 ? "1 earlier message shown." : messages.length + " earlier messages shown.");
   }
 
   // --- state and controls -------------------------------------------------------------------
@@ -300,18 +311,24 @@
       ui.log.textContent = "";
       bySeq = new Map();
       noteKeys = new Set();
+      earlierLeft = false;
       ui.typing.textContent = "";
       ui.log.setAttribute("aria-busy", "true"); // the whole transcript is not news
     }
     conv = Object.assign({}, frame);
     delete conv.type;
+    historyAsked = 0; // an answer lost with a connection must not hold the button
     ui.title.textContent = conv.title || (conv.visitor && conv.visitor.name) || "Conversation";
     ui.placeholder.hidden = true;
     ui.log.hidden = ui.composer.hidden = ui.side.hidden = false;
+    // A re-read of the same conversation says what is left before its own messages, not before
+    // the earlier ones already paged in.
+    if (!same || lowestIn(frame.messages) <= lowestSeq()) earlierLeft = Boolean(frame.truncated);
     for (const message of frame.messages || []) upsertMessage(message);
     for (const note of frame.notes || []) addNote(note);
+    renderEarlier();
     renderOutbox();
-    renderVisitor();
+    desk.side.render(conv, ctx.open);
     busy = "";
     refreshControls();
     if (!same) {
@@ -406,7 +423,8 @@
     }
   }
 
-  /** An `error`: a message it names (client_id) is marked not sent; any pending action is done. */
+  /** An `error`: a message it names (client_id) is marked not sent; the shown conversation's
+   * pending action or `history` is done (an error about another conversation leaves them be). */
   function error(frame) {
     const clientId = frame.client_id;
     if (clientId && outbox.has(clientId)) {
@@ -421,7 +439,12 @@
         if (pending) R.updateEntry(pending, { role: "agent", text: item.text, status: "error", error: frame.detail });
       }
     }
-    if (busy) {
+    const ours = !frame.session_id || (conv && frame.session_id === conv.session_id);
+    if (ours && historyAsked) {
+      historyAsked = 0;
+      renderEarlier();
+    }
+    if (ours && busy) {
       busy = "";
       if (conv) ctx.send({ type: "open", session_id: conv.session_id }); // see where things stand
     }
@@ -556,6 +579,7 @@
     sessionFrame,
     ack,
     note,
+    history,
     error,
     actionDone,
     resendAll,

@@ -3,7 +3,8 @@
  * (waiting, with live-ticking waits; mine; all open, when the server sends `open`), the
  * availability switch, alerts when a conversation starts waiting (a beep and a browser
  * notification, both switched on by a click) and the connection state. The open conversation
- * is static/desk/conversation.js.
+ * is static/desk/conversation.js. A list cut to fit one frame counts its `totals` and says how
+ * many it leaves out.
  *
  * Test hooks: #desk carries data-connection (connecting|live|reconnecting|off) and, once the
  * first `welcome` arrived, data-ready.
@@ -37,6 +38,7 @@
     waiting: [],
     mine: [],
     open: null,
+    totals: {}, // {queue, mine, open}: each list's full length, when the server says
     receivedAt: 0, // when the queue's wait_s were measured (this browser's clock)
     seenWaiting: null, // ids of the conversations already known to wait (null before the first welcome)
     unread: new Set(),
@@ -113,6 +115,9 @@
       case "ack":
         conversation.ack(frame);
         break;
+      case "history":
+        conversation.history(frame);
+        break;
       case "note":
         conversation.note(frame);
         break;
@@ -151,6 +156,7 @@
     state.waiting = Array.isArray(frame.queue) ? frame.queue : [];
     state.mine = Array.isArray(frame.mine) ? frame.mine : [];
     state.open = Array.isArray(frame.open) ? frame.open : null;
+    state.totals = frame.totals && typeof frame.totals === "object" ? frame.totals : {};
     state.receivedAt = Date.now();
     const ids = new Set(state.waiting.map((item) => item.session_id));
     if (state.seenWaiting !== null) {
@@ -167,11 +173,15 @@
     const current = conversation.current();
     if (!current) return;
     const id = current.session_id;
-    const waiting = state.waiting.some((item) => item.session_id === id);
-    const mine = state.mine.some((item) => item.session_id === id);
-    const shownWaiting = current.state === "waiting";
-    const shownMine = conversation.isMine();
-    if (waiting !== shownWaiting || mine !== shownMine) send({ type: "open", session_id: id });
+    // Absent from a list cut short says nothing: it may be among those left out.
+    const has = (items, total) =>
+      items.some((item) => item.session_id === id) ? true : Number.isInteger(total) && total > items.length ? null : false;
+    const waiting = has(state.waiting, state.totals.queue);
+    const mine = has(state.mine, state.totals.mine);
+    const differs = (listed, shown) => listed !== null && listed !== shown;
+    if (differs(waiting, current.state === "waiting") || differs(mine, conversation.isMine())) {
+      send({ type: "open", session_id: id });
+    }
   }
 
   function itemTitle(item) {
@@ -213,15 +223,21 @@
     return el("li", { "data-state": item.state }, [button]);
   }
 
-  function renderList(group, items) {
+  /** A list, its count (the full length from `totals` when given) and how many it leaves out. */
+  function renderList(group, items, total) {
     const list = ui.lists[group];
     const focused = document.activeElement && list.contains(document.activeElement)
       ? document.activeElement.dataset.session
       : null;
     list.textContent = "";
+    const count = Number.isInteger(total) && total >= items.length ? total : items.length;
     for (const item of items) list.append(queueItem(item, group));
-    if (!items.length) list.append(el("li", { className: "dk-empty", text: list.dataset.empty }));
-    ui.counts[group].textContent = String(items.length);
+    if (count > items.length) {
+      list.append(el("li", { className: "dk-empty dk-more-items", text: count - items.length + " more not shown" }));
+    } else if (!items.length) {
+      list.append(el("li", { className: "dk-empty", text: list.dataset.empty }));
+    }
+    ui.counts[group].textContent = String(count);
     if (focused) {
       // Keep the keyboard where it was when the list is redrawn.
       const again = list.querySelector('[data-session="' + CSS.escape(focused) + '"]');
@@ -230,10 +246,10 @@
   }
 
   function renderQueue() {
-    renderList("waiting", state.waiting);
-    renderList("mine", state.mine);
+    renderList("waiting", state.waiting, state.totals.queue);
+    renderList("mine", state.mine, state.totals.mine);
     ui.openGroup.hidden = state.open === null;
-    if (state.open !== null) renderList("open", state.open);
+    if (state.open !== null) renderList("open", state.open, state.totals.open);
   }
 
   /** Every second: the waits tick on from the server's wait_s (no clock skew). */

@@ -447,3 +447,22 @@ async def test_a_slow_conversation_does_not_hold_up_the_others_and_each_keeps_it
     assert [ack["client_id"] for ack in acks] == ["f-1", "s-1", "s-2"]
     assert acks[1]["seq"] < acks[2]["seq"]  # in the order sent, within one conversation
     await desk.close()
+
+
+async def test_a_rate_limited_message_is_named_by_its_client_id_and_conversation(settings) -> None:
+    settings.DESK_FRAME_RATE_LIMIT_PER_MINUTE = 60  # a burst of 60, then one a second
+    _, desk = await agent_desk()  # two frames of the burst spent
+    sid = "00000000-0000-4000-8000-000000000001"
+    for _ in range(58):
+        await desk.send({"type": "ping"})
+    for index in range(3):  # past the burst: refused, each named
+        await desk.send({"type": "message", "session_id": sid, "text": "x", "client_id": f"d-{index}"})
+    answers = {}
+    while len(answers) < 3:  # each message's answer, refused or not, names it
+        frame = await desk.communicator.receive_json_from(5)
+        if frame["type"] == "error" and "client_id" in frame:
+            answers[frame["client_id"]] = (frame["code"], frame["session_id"])
+    assert answers["d-2"] == ("rate_limited", sid)
+    assert {code for code, _ in answers.values()} <= {"rate_limited", "not_found"}
+    assert {session for _, session in answers.values()} == {sid}
+    await desk.close()

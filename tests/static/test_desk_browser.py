@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from websockets.sync.client import ClientConnection, connect
 
-from assistant.models import ChatMessage, ChatSession, InternalNote
+from assistant.models import ChatMessage, ChatSession, Handoff, InternalNote
 from tests.assistant.handoff.conftest import support_agents
 from tests.static import test_widget_browser as widget
 from tests.support.live import daphne
@@ -33,6 +35,14 @@ AGENT = ("ada", "correct-horse-agent-1")
 def server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[str]:
     """The site, its AI replies paced at 15 ms a word so that they stream."""
     with django_db_blocker.unblock(), daphne({"LOCAL_TOKEN_DELAY_MS": "15"}) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def small_frames_server(django_db_setup: Any, django_db_blocker: Any) -> Iterator[str]:
+    """The site sending frames of at most 24 KiB: a long transcript and a long queue are cut."""
+    env = {"CHAT_MAX_FRAME_BYTES": "24576", "HANDOFF_ABANDON_AFTER_S": "0", "HANDOFF_NOTIFY_AFTER_S": "0"}
+    with django_db_blocker.unblock(), daphne(env) as base:
         yield base
 
 
@@ -228,3 +238,100 @@ def test_analytics_markdown_and_a_narrow_screen(page: Any, server: str, agent: A
         assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 420, region
     widget.shot(page, "desk-narrow")
     assert page.errors == []  # type: ignore[attr-defined]
+
+
+def waiting_session(title: str, *, messages: int, requested_at: Any) -> ChatSession:
+    """A conversation waiting for a person, its `messages` alternating visitor and AI, 600 characters each."""
+    session = ChatSession.objects.create(
+        token_hash="d" * 64, title=title, last_seq=messages, handoff_state=ChatSession.Handoff.WAITING
+    )
+    ChatMessage.objects.bulk_create(
+        ChatMessage(
+            session=session,
+            seq=seq,
+            role=ChatMessage.Role.USER if seq % 2 else ChatMessage.Role.ASSISTANT,
+            text=f"Message {seq:03d} " + "x" * 588,
+        )
+        for seq in range(1, messages + 1)
+    )
+    Handoff.objects.create(session=session, requested_at=requested_at, requested_after_seq=messages)
+    return session
+
+
+def test_a_long_conversation_pages_back_to_its_first_message_and_a_long_queue_counts_all(
+    page: Any, small_frames_server: str, agent: Any
+) -> None:
+    """120 messages of 600 characters do not fit a 24 KiB frame: the desk pages back with `history`
+    until every seq is shown once, in order; 81 waiting do not fit either: the count says 81."""
+    now = timezone.now()
+    long = waiting_session("A long story", messages=120, requested_at=now - timedelta(hours=1))
+    for n in range(80):
+        waiting_session(f"Waiting visitor {n}", messages=0, requested_at=now - timedelta(minutes=50 - n / 2))
+    http = small_frames_server.replace("ws://", "http://")
+    sign_in(page, http)
+
+    waiting = page.locator("#dk-waiting")
+    assert page.locator("#dk-waiting-count").text_content() == "81"
+    shown = waiting.locator(".dk-item").count()
+    assert 0 < shown < 81
+    assert waiting.locator("li").last.text_content() == f"{81 - shown} more not shown"
+
+    waiting.locator(f'.dk-item[data-session="{long.public_id}"]').click()
+    log = page.locator("#dk-log")
+    log.locator('[data-seq="120"]').wait_for()
+    more = log.get_by_role("button", name="Show earlier messages")
+    assert more.is_visible()
+    assert log.locator("li").first.locator("button").count() == 1  # at the top of the transcript
+
+    def seqs() -> list[int]:
+        return log.locator("[data-seq]").evaluate_all("nodes => nodes.map((node) => Number(node.dataset.seq))")
+
+    assert seqs()[0] > 1 and seqs()[-1] == 120
+    pages = 0
+    while more.count() and pages < 20:
+        pages += 1
+        lowest = seqs()[0]
+        anchor = log.locator(f'[data-seq="{lowest}"]')
+        more.scroll_into_view_if_needed()
+        top = anchor.bounding_box()["y"]
+        more.click()
+        page.wait_for_function(
+            "lowest => Number(document.querySelector('#dk-log [data-seq]').dataset.seq) < lowest",
+            arg=lowest,
+            timeout=10_000,
+        )
+        # The earlier messages go above: what was on screen stays where it was.
+        assert abs(anchor.bounding_box()["y"] - top) <= 2
+    assert more.count() == 0 and pages > 1  # several pages of `history`
+    assert seqs() == list(range(1, 121))
+    assert log.locator('[data-seq="1"]').text_content().count("Message 001") == 1
+    assert page.errors == []  # type: ignore[attr-defined]
+
+
+def test_an_error_about_another_conversation_leaves_the_pending_action_waiting(
+    page: Any, server: str, agent: Any
+) -> None:
+    """Buttons stay disabled while a claim awaits its ack, whatever errors other conversations get."""
+    http = server.replace("ws://", "http://")
+    sign_in(page, http)
+    disabled = page.evaluate(
+        """() => {
+            const sid = "00000000-0000-0000-0000-000000000002";
+            const conversation = window.ParleyDesk.conversation;
+            conversation.show({
+                type: "conversation", session_id: sid, state: "waiting", agent: null, title: "Pending",
+                visitor: {name: "Bo"}, messages: [{seq: 1, role: "user", text: "Hi", status: "complete"}],
+                truncated: false, notes: [], earlier_sessions: [], analytics: null,
+            });
+            const claim = document.querySelector('[data-action="claim"]');
+            const states = [claim.disabled];
+            claim.click();
+            states.push(claim.disabled);
+            conversation.error({type: "error", code: "forbidden", detail: "No.", session_id: "another"});
+            states.push(claim.disabled);
+            conversation.error({type: "error", code: "not_found", detail: "No such conversation.", session_id: sid});
+            states.push(claim.disabled);
+            return states;
+        }"""
+    )
+    assert disabled == [False, True, True, False]

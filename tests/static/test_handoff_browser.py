@@ -93,6 +93,8 @@ def test_a_visitor_asks_for_a_person_gets_one_and_gets_the_ai_back(pages: Any, s
     answer = visitor.locator(tid("parley-message"), has_text="Hi, I am Ada from support.")
     answer.wait_for()
     assert answer.locator(tid("parley-agent-name")).inner_text() == "Ada"
+    spoken = "node => getComputedStyle(node.querySelector('.bubble'), '::before').content"
+    assert answer.evaluate(spoken) == '"Ada: "'  # screen readers hear who wrote it
     typing.wait_for(state="hidden")
     widget.shot(visitor, "handoff-visitor")
 
