@@ -460,10 +460,15 @@ def test_settings_in_production_with_postgres_and_redis_use_pool_and_redis_backe
     assert values["NAME"] == "db"
     assert values["HOST"] == "h"
     assert values["CONN_MAX_AGE"] == 0
-    assert values["OPTIONS"] == {"pool": {"min_size": 2, "max_size": 10, "timeout": 10.0}}
+    assert values["OPTIONS"] == {"options": "-c jit=off", "pool": {"min_size": 2, "max_size": 10, "timeout": 10.0}}
     assert values["CHANNEL_BACKEND"] == "channels_redis.core.RedisChannelLayer"
     assert values["CHANNEL_HOSTS"] == [
-        {"address": "redis://cache.internal:6379/2", "socket_timeout": 30, "socket_connect_timeout": 5}
+        {
+            "address": "redis://cache.internal:6379/2",
+            "socket_timeout": 30,
+            "socket_connect_timeout": 5,
+            "max_connections": 1000,
+        }
     ]
     assert values["CACHE_BACKEND"] == "django.core.cache.backends.redis.RedisCache"
     assert values["CACHE_LOCATION"] == "redis://cache.internal:6379/2"
