@@ -31,6 +31,7 @@ from assistant import events
 from assistant.delivery import publish, relay
 from assistant.groups import session_group
 from assistant.handoff import selectors, services
+from assistant.handoff.visitor import abandoned_event
 from assistant.protocol import frames
 from project import runtime
 
@@ -129,17 +130,5 @@ async def check_once(now: datetime | None = None) -> int:
             continue  # not waiting any more, or the visitor came back (to another process)
         ended += 1
         await publish(session_group(gone.session_id), [frames.handoff_status(state="ended")])
-        await relay(
-            events.HandoffChanged(
-                session_pk=pk,
-                session_id=gone.session_id,
-                state=found.session.handoff_state,
-                previous_state="waiting",
-                agent_id=None,
-                agent_name="",
-                actor_id=None,
-                actor_name="",
-                outcome="abandoned",
-            )
-        )
+        await relay(abandoned_event(found.session))
     return ended
