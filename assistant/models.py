@@ -41,6 +41,9 @@ class ChatSession(models.Model):
     referrer = models.URLField(max_length=2000, blank=True)
     locale = models.CharField(max_length=35, blank=True)
     user_agent = models.CharField(max_length=500, blank=True)
+    #: Where the conversation came from: the widget's websocket, the REST API, or (issue 17) an
+    #: import (`import:<format>`). Every staff filter accepts it.
+    source = models.CharField(max_length=32, default="widget", db_index=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -174,6 +174,7 @@ def _pending_session(public_id: uuid.UUID, identity: Identity | None, page: Page
 
 _MATERIALIZED_FIELDS = (
     "token_hash",
+    "source",
     "page_url",
     "page_title",
     "referrer",

@@ -49,6 +49,12 @@ INSTALLED_APPS = [
     "assistant",
     "analytics",
     "desk",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "webhooks",
+    "alerts",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -411,3 +417,36 @@ TRUST_PROXY_HEADERS = env.boolean("TRUST_PROXY_HEADERS", False)
 TRUSTED_PROXIES = env.ip_networks("TRUSTED_PROXIES", ["127.0.0.0/8", "::1"])
 # Instead of skipping by network: the client is the N-th X-Forwarded-For entry from the right.
 TRUSTED_PROXY_HOPS = env.integer("TRUSTED_PROXY_HOPS", 0, minimum=0, maximum=20)
+
+# --- Public REST API (/api/v1/, api/; docs/api.md) ---------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "api.errors.exception_handler",
+    # JSON only: no browsable API (the interactive docs are /api/v1/docs/).
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    # Every view names its own authentication and permissions (api/visitor, api/staff).
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "UNAUTHENTICATED_USER": None,
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Parley API",
+    "DESCRIPTION": "The public REST API of Parley: chat as a visitor, read analytics and exports as staff (docs/api.md).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI from the drf-spectacular-sidecar package: no CDN, works offline and under the staff CSP.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+# (api helper: more settings here)
+
+# --- Webhooks (webhooks/; docs/api.md, "Webhooks") --------------------------------------------
+# (webhooks helper: settings here)
+
+# --- Alerts (alerts/; docs/api.md, "Alerts") --------------------------------------------------
+# (alerts helper: settings here)

@@ -8,5 +8,6 @@ urlpatterns = [
     path("admin/chat-analytics/", include("analytics.urls")),
     path("admin/", admin.site.urls),
     path("desk/", include("desk.urls")),
+    path("api/v1/", include("api.urls")),
     path("", include("assistant.urls")),
 ]

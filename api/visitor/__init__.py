@@ -1,0 +1,1 @@
+"""The visitor side of the API: a conversation's token as `Authorization: Bearer <token>`."""
