@@ -25,7 +25,7 @@ Which rows (the same sessions the dashboard and weekly report count, so the numb
   response; the mean of `avg_agent_response_ms`: the agent response time…). The messages
   export names the person who wrote each `agent` message (`author_name`).
 
-Filters: `user_type` (the session's), `session_id` (one session's public UUID), `is_active`
+Filters: `user_type` and `source` (the session's), `session_id` (one session's public UUID), `is_active`
 (true: not closed; closed means ended by the visitor or idle past RESOLUTION_IDLE_MINUTES, as
 analytics last recorded it — the `active_sessions` metric), `resolved` (confirmed or assumed
 resolved, as analytics records it) apply to all three; `sender_type` (user, assistant, agent,
@@ -105,7 +105,7 @@ FAILED = {
 
 logger = logging.getLogger(__name__)
 
-SESSION_FILTERS = {"start_date", "end_date", "user_type", "is_active", "session_id", "resolved", "format"}
+SESSION_FILTERS = {"start_date", "end_date", "user_type", "is_active", "session_id", "resolved", "format", "source"}
 MESSAGE_FILTERS = SESSION_FILTERS | {"sender_type"}
 
 
@@ -315,6 +315,8 @@ def _session_filters(query: ExportQuery, prefix: str = "", analytics: str = "ana
         q &= Q(**{f"{prefix}created_at__gte": start, f"{prefix}created_at__lt": end})
     if query.user_type is not None:
         q &= Q(**{f"{prefix}user_type": query.user_type})
+    if query.source is not None:
+        q &= Q(**{f"{prefix}source": query.source})
     if query.session_id is not None:
         q &= Q(**{f"{prefix}public_id": query.session_id})
     if query.is_active is not None:
@@ -354,6 +356,8 @@ def _analytics(query: ExportQuery, after: int) -> QuerySet[ChatAnalytics]:
         rows = rows.filter(day__gte=query.period.start, day__lte=query.period.end)
     if query.user_type is not None:
         rows = rows.filter(user_type=query.user_type)
+    if query.source is not None:
+        rows = rows.filter(session__source=query.source)
     if query.session_id is not None:
         rows = rows.filter(session__public_id=query.session_id)
     if query.is_active is not None:
@@ -375,6 +379,7 @@ SESSIONS = Export(
         Column("status", "status"),
         Column("closed", "row_analytics__closed", "bool"),
         Column("user_type", "user_type"),
+        Column("source", "source"),
         Column("external_user_id", "external_user_id"),
         Column("title", "title"),
         Column("page_url", "page_url"),

@@ -100,6 +100,10 @@ class ChatAnalytics(models.Model):
             models.Index(fields=["day"], name="chatanalytics_day_idx"),
             models.Index(fields=["updated_at"], name="chatanalytics_updated_idx"),
             models.Index(fields=["resolution", "last_activity_at"], name="chatanalytics_resolution_idx"),
+            # The staff API's sessions listing by main provider: a rare one is found, not scanned for.
+            models.Index(fields=["provider"], name="chatanalytics_provider_idx"),
+            # Windows (the last 24 hours) and the newest sessions of a period, without reading them all.
+            models.Index(fields=["started_at"], name="chatanalytics_started_idx"),
         ]
 
     def __str__(self) -> str:
@@ -107,7 +111,7 @@ class ChatAnalytics(models.Model):
 
 
 class DailySessionRollup(models.Model):
-    """Sums over the sessions that started on one local day, per user type and main provider.
+    """Sums over the sessions that started on one local day, per user type, main provider and source.
 
     Response times and TTFT are kept as histograms of values rounded to two significant digits
     (`metrics.histogram_bucket`), which merge across days exactly; percentiles are read off them.
@@ -116,6 +120,7 @@ class DailySessionRollup(models.Model):
     day = models.DateField()
     user_type = models.CharField(max_length=16)
     provider = models.CharField(max_length=32, blank=True)
+    source = models.CharField(max_length=32, default="widget", help_text="Where the sessions came from.")
 
     sessions = models.PositiveIntegerField(default=0)
     closed_sessions = models.PositiveIntegerField(default=0)
@@ -172,7 +177,7 @@ class DailySessionRollup(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["day", "user_type", "provider"], name="dailysessionrollup_key"),
+            models.UniqueConstraint(fields=["day", "user_type", "provider", "source"], name="dailysessionrollup_key"),
         ]
 
     def __str__(self) -> str:
@@ -180,12 +185,15 @@ class DailySessionRollup(models.Model):
 
 
 class DailyProviderRollup(models.Model):
-    """Sums over the provider calls that started on one local day, per feature, provider and model."""
+    """Sums over the provider calls that started on one local day, per feature, provider, model and source."""
 
     day = models.DateField()
     feature = models.CharField(max_length=32)
     provider = models.CharField(max_length=32)
     model = models.CharField(max_length=128, blank=True)
+    source = models.CharField(
+        max_length=32, blank=True, default="widget", help_text="The source of the calls' sessions ('': no session)."
+    )
 
     calls = models.PositiveIntegerField(default=0)
     ok = models.PositiveIntegerField(default=0)
@@ -208,7 +216,9 @@ class DailyProviderRollup(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["day", "feature", "provider", "model"], name="dailyproviderrollup_key"),
+            models.UniqueConstraint(
+                fields=["day", "feature", "provider", "model", "source"], name="dailyproviderrollup_key"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -7,6 +7,7 @@ Every problem is a `ParamError` naming the parameter, which the views turn into 
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -33,6 +34,9 @@ MAX_DAYS_AHEAD = 366
 PROVIDERS = ("openai", "anthropic", "gemini", "local")
 #: The `user_type` filter's choices.
 USER_TYPES: tuple[str, ...] = tuple(ChatSession.UserType.values)
+#: The `source` filter: where sessions came from (`ChatSession.source`: `widget`, `api`,
+#: `import:<format>`). Any such name is accepted (imports add their own), none longer than the column.
+SOURCE_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,31}")
 
 
 class ParamError(ValueError):
@@ -48,7 +52,8 @@ class ParamError(ValueError):
         return {"error": self.message, "parameter": self.parameter}
 
 
-def _one(query: QueryDict, name: str) -> str | None:
+def one(query: QueryDict, name: str) -> str | None:
+    """The parameter's one value, stripped (None when absent or blank); given twice is an error."""
     values = query.getlist(name)
     if len(values) > 1:
         raise ParamError(name, f"'{name}' was given {len(values)} times; give it once.")
@@ -58,8 +63,9 @@ def _one(query: QueryDict, name: str) -> str | None:
     return value or None
 
 
-def _date(query: QueryDict, name: str) -> date | None:
-    value = _one(query, name)
+def date_value(query: QueryDict, name: str) -> date | None:
+    """A local date between MIN_DATE and `max_date()`, or None."""
+    value = one(query, name)
     if value is None:
         return None
     try:
@@ -77,15 +83,17 @@ def max_date() -> date:
     return timezone.localdate() + timedelta(days=MAX_DAYS_AHEAD)
 
 
-def _choice(query: QueryDict, name: str, choices: tuple[str, ...]) -> str | None:
-    value = _one(query, name)
+def choice(query: QueryDict, name: str, choices: tuple[str, ...]) -> str | None:
+    """One of `choices`, or None."""
+    value = one(query, name)
     if value is not None and value not in choices:
         raise ParamError(name, f"'{name}' must be one of {', '.join(choices)}; got {value[:40]!r}.")
     return value
 
 
-def _boolean(query: QueryDict, name: str) -> bool | None:
-    value = _one(query, name)
+def boolean(query: QueryDict, name: str) -> bool | None:
+    """true/false (also 1/0, yes/no), or None."""
+    value = one(query, name)
     if value is None:
         return None
     lowered = value.lower()
@@ -96,10 +104,23 @@ def _boolean(query: QueryDict, name: str) -> bool | None:
     raise ParamError(name, f"'{name}' must be true or false, got {value[:40]!r}.")
 
 
-def _check_known(query: QueryDict, allowed: set[str]) -> None:
+def check_known(query: QueryDict, allowed: set[str]) -> None:
+    """Refuse any parameter not in `allowed`, so that a typo is not silently ignored."""
     for name in query:
         if name not in allowed:
             raise ParamError(name, f"Unknown parameter '{name[:40]}'; allowed: {', '.join(sorted(allowed))}.")
+
+
+def source(query: QueryDict, name: str = "source") -> str | None:
+    """A session source such as `widget`, `api` or `import:csv` (SOURCE_PATTERN), or None."""
+    value = one(query, name)
+    if value is not None and not SOURCE_PATTERN.fullmatch(value):
+        raise ParamError(
+            name,
+            f"'{name}' must be a source such as widget, api or import:<format> (a-z, 0-9, _.:-; at most "
+            f"32 characters), got {value[:40]!r}.",
+        )
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,18 +132,18 @@ class PeriodQuery:
     range: str | None
 
 
-PERIOD_PARAMS = {"start_date", "end_date", "range", "user_type", "provider"}
+PERIOD_PARAMS = {"start_date", "end_date", "range", "user_type", "provider", "source"}
 
 
 def period_query(query: QueryDict, *, extra: set[str] = frozenset()) -> PeriodQuery:  # type: ignore[assignment]
-    """`start_date`/`end_date` (local dates, inclusive) or `range`, plus `user_type` and `provider`.
+    """`start_date`/`end_date` (local dates, inclusive) or `range`, plus `user_type`, `provider`, `source`.
 
     With neither, the last 7 days ending today. `end_date` alone means the 7 days ending then;
     `start_date` alone, from then to today.
     """
-    _check_known(query, PERIOD_PARAMS | set(extra))
-    start, end = _date(query, "start_date"), _date(query, "end_date")
-    named = _choice(query, "range", tuple(RANGES))
+    check_known(query, PERIOD_PARAMS | set(extra))
+    start, end = date_value(query, "start_date"), date_value(query, "end_date")
+    named = choice(query, "range", tuple(RANGES))
     if named is not None and (start or end):
         raise ParamError("range", "Give either 'range' or 'start_date'/'end_date', not both.")
     today = timezone.localdate()
@@ -140,9 +161,10 @@ def period_query(query: QueryDict, *, extra: set[str] = frozenset()) -> PeriodQu
         if (end - start).days + 1 > MAX_DAYS:
             raise ParamError("start_date", f"The range is {(end - start).days + 1} days; the most is {MAX_DAYS}.")
         period = Period(start=start, end=end)
-    user_type = _choice(query, "user_type", USER_TYPES)
-    provider = _choice(query, "provider", PROVIDERS)
-    return PeriodQuery(period=period, filters=Filters(user_type=user_type, provider=provider), range=named)
+    user_type = choice(query, "user_type", USER_TYPES)
+    provider = choice(query, "provider", PROVIDERS)
+    filters = Filters(user_type=user_type, provider=provider, source=source(query))
+    return PeriodQuery(period=period, filters=filters, range=named)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,22 +178,25 @@ class ExportQuery:
     sender_type: str | None
     resolved: bool | None
     format: str
+    source: str | None = None
 
 
-EXPORT_PARAMS = {"start_date", "end_date", "user_type", "is_active", "session_id", "sender_type", "resolved", "format"}
+EXPORT_PARAMS = {
+    "start_date", "end_date", "user_type", "is_active", "session_id", "sender_type", "resolved", "format", "source"
+}  # fmt: skip
 
 
 def export_query(query: QueryDict, *, allowed: set[str]) -> ExportQuery:
     """The filters an export accepts (`allowed`, a subset of EXPORT_PARAMS); no dates means all time."""
-    _check_known(query, allowed)
-    start, end = _date(query, "start_date"), _date(query, "end_date")
+    check_known(query, allowed)
+    start, end = date_value(query, "start_date"), date_value(query, "end_date")
     period = None
     if start or end:
         start, end = start or MIN_DATE, end or timezone.localdate()
         if start > end:
             raise ParamError("start_date", f"'start_date' ({start}) is after 'end_date' ({end}).")
         period = Period(start=start, end=end)
-    session_id = _one(query, "session_id")
+    session_id = one(query, "session_id")
     parsed_session: uuid.UUID | None = None
     if session_id is not None:
         try:
@@ -180,12 +205,13 @@ def export_query(query: QueryDict, *, allowed: set[str]) -> ExportQuery:
             raise ParamError("session_id", f"'session_id' must be a session UUID, got {session_id[:40]!r}.") from None
     return ExportQuery(
         period=period,
-        user_type=_choice(query, "user_type", USER_TYPES),
-        is_active=_boolean(query, "is_active"),
+        user_type=choice(query, "user_type", USER_TYPES),
+        is_active=boolean(query, "is_active"),
         session_id=parsed_session,
-        sender_type=_choice(query, "sender_type", tuple(ChatMessage.Role.values)),
-        resolved=_boolean(query, "resolved"),
-        format=_choice(query, "format", ("csv", "jsonl")) or "csv",
+        sender_type=choice(query, "sender_type", tuple(ChatMessage.Role.values)),
+        resolved=boolean(query, "resolved"),
+        format=choice(query, "format", ("csv", "jsonl")) or "csv",
+        source=source(query),
     )
 
 

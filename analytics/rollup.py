@@ -41,13 +41,18 @@ def day_parts(start: datetime, end: datetime) -> list[tuple[date, datetime, date
         day += timedelta(days=1)
 
 
-def session_rows(analytics: QuerySet[ChatAnalytics]) -> list[DailySessionRollup]:
-    """Unsaved session rollup rows of the given sessions, per local day, user type and main provider."""
-    groups: dict[tuple[date, str, str], DailySessionRollup] = {}
+def session_rows(analytics: QuerySet[ChatAnalytics], *, by_source: bool = True) -> list[DailySessionRollup]:
+    """Unsaved session rollup rows of the given sessions, per local day, user type, main provider and source.
+
+    `by_source=False` leaves the source out (rows then carry source ""): a window's sums need no
+    grouping, and the source is the one column that takes a join with the sessions.
+    """
+    groups: dict[tuple[date, str, str, str], DailySessionRollup] = {}
     for row in analytics.values(
         "day",
         "user_type",
         "provider",
+        *(["session__source"] if by_source else []),
         "started_at",
         "closed",
         "total_messages",
@@ -76,12 +81,12 @@ def session_rows(analytics: QuerySet[ChatAnalytics]) -> list[DailySessionRollup]
         "human_resolution_ms",
         "visitor_returned",
     ):
-        key = (row["day"], row["user_type"], row["provider"])
+        key = (row["day"], row["user_type"], row["provider"], row.get("session__source", ""))
         group = groups.get(key)
         if group is None:
             group = groups[key] = DailySessionRollup(
-                day=key[0], user_type=key[1], provider=key[2], response_hist={}, ttft_hist={}, rating_hist={},
-                topics={}, issue_topics={}, hours=[0] * 24, human_first_response_hist={},
+                day=key[0], user_type=key[1], provider=key[2], source=key[3], response_hist={}, ttft_hist={},
+                rating_hist={}, topics={}, issue_topics={}, hours=[0] * 24, human_first_response_hist={},
             )  # fmt: skip
         _add_session(group, row)
     return list(groups.values())
@@ -98,10 +103,10 @@ def _add_session(group: DailySessionRollup, row: dict[str, Any]) -> None:
     times, ttfts = row["response_times_ms"] or [], row["ttfts_ms"] or []
     group.replies_timed += len(times)
     group.response_ms_sum += sum(times)
-    group.response_hist = metrics.merge_histograms([group.response_hist, metrics.histogram(times)])
+    _count_into(group.response_hist, times)
     group.ttft_count += len(ttfts)
     group.ttft_ms_sum += sum(ttfts)
-    group.ttft_hist = metrics.merge_histograms([group.ttft_hist, metrics.histogram(ttfts)])
+    _count_into(group.ttft_hist, ttfts)
     group.cached_replies += row["cached_replies"]
     group.failed_replies += row["failed_replies"]
     group.feedback_up += row["feedback_up"]
@@ -143,9 +148,7 @@ def _add_human_support(group: DailySessionRollup, row: dict[str, Any]) -> None:
     first = row["human_first_response_ms"] or []
     group.human_first_response_count += len(first)
     group.human_first_response_ms_sum += sum(first)
-    group.human_first_response_hist = metrics.merge_histograms(
-        [group.human_first_response_hist, metrics.histogram(first)]
-    )
+    _count_into(group.human_first_response_hist, first)
     resolutions = row["human_resolution_ms"] or []
     group.human_resolution_count += len(resolutions)
     group.human_resolution_ms_sum += sum(resolutions)
@@ -160,13 +163,22 @@ def _add_human_support(group: DailySessionRollup, row: dict[str, Any]) -> None:
         group.fcr_resolved += fcr
 
 
+def _count_into(hist: dict[str, int], values: list[int]) -> None:
+    """Add `values` to a histogram in place (`metrics.histogram`'s buckets): a group's histograms grow
+    with every session, and merging a copy per session made rolling up a window quadratic in its buckets."""
+    for value in values:
+        bucket = str(metrics.histogram_bucket(value))
+        hist[bucket] = hist.get(bucket, 0) + 1
+
+
 def provider_rows(calls: QuerySet[ProviderCall], day: date) -> list[DailyProviderRollup]:
-    """Unsaved provider rollup rows of the given calls (all of local day `day`, priced that day)."""
+    """Unsaved provider rollup rows of the given calls (all of local day `day`, priced that day), per
+    feature, provider, model and the source of the call's session ('' for a call outside a session)."""
     priced = pricing.table()
-    rows: dict[tuple[str, str, str], DailyProviderRollup] = {}
+    rows: dict[tuple[str, str, str, str], DailyProviderRollup] = {}
     tokens = Q(input_tokens__gt=0) | Q(output_tokens__gt=0)
     for group in (
-        calls.values("feature", "provider", "model")
+        calls.values("feature", "provider", "model", "session__source")
         .annotate(
             n=Count("pk"),
             n_ok=Count("pk", filter=Q(outcome="ok")),
@@ -196,11 +208,13 @@ def provider_rows(calls: QuerySet[ProviderCall], day: date) -> list[DailyProvide
             if price is not None
             else Decimal(0)
         )
-        rows[(group["feature"], group["provider"], group["model"])] = DailyProviderRollup(
+        source = group["session__source"] or ""
+        rows[(group["feature"], group["provider"], group["model"], source)] = DailyProviderRollup(
             day=day,
             feature=group["feature"],
             provider=group["provider"],
             model=group["model"],
+            source=source,
             calls=group["n"],
             ok=group["n_ok"],
             errors=group["n_error"],
@@ -219,12 +233,14 @@ def provider_rows(calls: QuerySet[ProviderCall], day: date) -> list[DailyProvide
             price_unknown_calls=group["billed"] if price is None else 0,
         )
     # A failover is charged to the provider that failed: the call before the one naming it.
-    for group in calls.exclude(fallback_from="").values("feature", "fallback_from").annotate(n=Count("pk")).order_by():
+    failed = calls.exclude(fallback_from="").values("feature", "fallback_from", "session__source")
+    for group in failed.annotate(n=Count("pk")).order_by():
+        source = group["session__source"] or ""
         key = next(
-            (k for k in rows if k[0] == group["feature"] and k[1] == group["fallback_from"]),
-            (group["feature"], group["fallback_from"], ""),
+            (k for k in rows if k[0] == group["feature"] and k[1] == group["fallback_from"] and k[3] == source),
+            (group["feature"], group["fallback_from"], "", source),
         )
         if key not in rows:
-            rows[key] = DailyProviderRollup(day=day, feature=key[0], provider=key[1], model=key[2])
+            rows[key] = DailyProviderRollup(day=day, feature=key[0], provider=key[1], model=key[2], source=source)
         rows[key].failed_over += group["n"]
     return list(rows.values())

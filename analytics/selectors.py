@@ -6,7 +6,10 @@ they print the same numbers. Formulas live in `metrics`; this module only picks 
 Periods are whole local days (`TIME_ZONE`), `start` to `end` inclusive. Filters: `user_type`
 narrows the session numbers; `provider` narrows both session numbers (by the provider that
 answered most of a session's replies) and provider calls. Token and cost numbers are not split
-by user type (provider calls are rolled up per provider and model only).
+by user type (provider calls are rolled up per provider and model only). `source` (where the
+sessions came from: both rollups are kept per source) narrows both, sessions and the calls made
+in them. So does `external_user_id` (one identified visitor), which no rollup is kept by: such a
+period is rolled up on the fly from the visitor's analytics rows, like a window (same arithmetic).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Max, Min, Q, QuerySet
 from django.utils import timezone
 
 from analytics import metrics, rollup, support
@@ -31,7 +34,7 @@ WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 SESSION_ROLLUP_FIELDS = [
     f.name
     for f in DailySessionRollup._meta.concrete_fields
-    if f.name not in {"id", "user_type", "provider", "computed_at"}
+    if f.name not in {"id", "user_type", "provider", "source", "computed_at"}
 ]
 SUMMARY_ROLLUP_FIELDS = [name for name in SESSION_ROLLUP_FIELDS if name not in {"topics", "issue_topics", "hours"}]
 PROVIDER_ROLLUP_FIELDS = [
@@ -95,48 +98,78 @@ class Filters:
 
     user_type: str | None = None
     provider: str | None = None
+    source: str | None = None
+    external_user_id: str | None = None
 
     def as_dict(self) -> dict[str, str | None]:
         """JSON form."""
-        return {"user_type": self.user_type, "provider": self.provider}
+        return {
+            "user_type": self.user_type,
+            "provider": self.provider,
+            "source": self.source,
+            "external_user_id": self.external_user_id,
+        }
+
+    @property
+    def per_session(self) -> bool:
+        """Whether the rollups cannot answer (they are kept per day, user type, provider and source)."""
+        return bool(self.external_user_id)
+
+    def sessions(self, prefix: str = "session__") -> Q:
+        """The source and visitor filters on `ChatSession` fields reached through `prefix`."""
+        q = Q()
+        if self.source:
+            q &= Q(**{f"{prefix}source": self.source})
+        if self.external_user_id:
+            q &= Q(**{f"{prefix}external_user_id": self.external_user_id})
+        return q
 
 
 def _session_rows(period: Period, filters: Filters, *fields: str) -> Iterable[dict[str, Any]]:
     """The period's session rollup rows as dicts of `fields` (stored, or rolled up for a window)."""
-    if period.window is not None:
-        start, end = period.window
-        sessions = ChatAnalytics.objects.filter(started_at__gte=start, started_at__lt=end)
-        if filters.user_type:
-            sessions = sessions.filter(user_type=filters.user_type)
-        if filters.provider:
-            sessions = sessions.filter(provider=filters.provider)
+    if period.window is not None or filters.per_session:
         names = fields or SESSION_ROLLUP_FIELDS
-        return [{name: getattr(row, name) for name in names} for row in rollup.session_rows(sessions)]
+        return [
+            {name: getattr(row, name) for name in names}
+            for row in rollup.session_rows(_sessions_in(period, filters), by_source=False)
+        ]
     rows = DailySessionRollup.objects.filter(day__gte=period.start, day__lte=period.end)
     if filters.user_type:
         rows = rows.filter(user_type=filters.user_type)
     if filters.provider:
         rows = rows.filter(provider=filters.provider)
+    if filters.source:
+        rows = rows.filter(source=filters.source)
     return rows.values(*(fields or SESSION_ROLLUP_FIELDS))
 
 
 def _provider_rows(period: Period, filters: Filters) -> Iterable[dict[str, Any]]:
     """The period's provider rollup rows as dicts (stored, or rolled up for a window)."""
-    if period.window is not None:
+    if period.window is not None or filters.per_session:
+        calls = ProviderCall.objects.filter(filters.sessions())
+        if filters.provider:
+            calls = calls.filter(Q(provider=filters.provider) | Q(fallback_from=filters.provider))
+        start, end = _bounds(period)
+        if period.window is None:  # days without one of the filtered calls need no query of their own
+            seen = calls.filter(started_at__gte=start, started_at__lt=end).aggregate(
+                low=Min("started_at"), high=Max("started_at")
+            )
+            if seen["low"] is None:
+                return []
+            start, end = seen["low"], seen["high"] + timedelta(microseconds=1)
         out = []
-        for day, start, end in rollup.day_parts(*period.window):
-            calls = ProviderCall.objects.filter(started_at__gte=start, started_at__lt=end)
-            if filters.provider:
-                calls = calls.filter(Q(provider=filters.provider) | Q(fallback_from=filters.provider))
+        for day, low, high in rollup.day_parts(start, end):
             out += [
                 {name: getattr(row, name) for name in PROVIDER_ROLLUP_FIELDS}
-                for row in rollup.provider_rows(calls, day)
+                for row in rollup.provider_rows(calls.filter(started_at__gte=low, started_at__lt=high), day)
                 if not filters.provider or row.provider == filters.provider
             ]
         return out
     rows = DailyProviderRollup.objects.filter(day__gte=period.start, day__lte=period.end)
     if filters.provider:
         rows = rows.filter(provider=filters.provider)
+    if filters.source:
+        rows = rows.filter(source=filters.source)
     return rows.values(*PROVIDER_ROLLUP_FIELDS)
 
 
@@ -236,6 +269,14 @@ def providers(period: Period, filters: Filters = Filters()) -> list[dict[str, An
             }
         )  # fmt: skip
     return out
+
+
+def provider_totals(period: Period, filters: Filters = Filters(), *, by: str = "feature") -> dict[str, Totals]:
+    """The period's provider-call sums per value of `by` (feature, provider or model), for the registry."""
+    grouped: dict[str, Totals] = defaultdict(Totals)
+    for row in _provider_rows(period, filters):
+        grouped[row[by]].add_provider_row(row)
+    return dict(grouped)
 
 
 def models_usage(period: Period, filters: Filters = Filters()) -> list[dict[str, Any]]:
@@ -353,6 +394,7 @@ def feature_usage(period: Period, filters: Filters = Filters()) -> dict[str, Any
     events = ChatEvent.objects.filter(created_at__gte=start, created_at__lt=end)
     if filters.user_type:
         events = events.filter(session__user_type=filters.user_type)
+    events = events.filter(filters.sessions())
     actions = {row["name"]: row["n"] for row in events.values("name").annotate(n=Count("pk")).order_by()}
     return {
         "ai_features": [features[key] for key in sorted(features)],
@@ -435,7 +477,7 @@ def _sessions_in(period: Period, filters: Filters) -> QuerySet[ChatAnalytics]:
         rows = rows.filter(user_type=filters.user_type)
     if filters.provider:
         rows = rows.filter(provider=filters.provider)
-    return rows
+    return rows.filter(filters.sessions())
 
 
 def tables(period: Period, filters: Filters = Filters(), *, limit: int = 20) -> dict[str, Any]:
@@ -454,6 +496,7 @@ def tables(period: Period, filters: Filters = Filters(), *, limit: int = 20) -> 
         feedback = feedback.filter(session__user_type=filters.user_type)
     if filters.provider:
         feedback = feedback.filter(message__provider=filters.provider)
+    feedback = feedback.filter(filters.sessions())
     last_feedback = [
         {
             "session_id": str(item["session__public_id"]),

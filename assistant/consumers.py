@@ -23,18 +23,18 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
 
-from assistant import events, protocol, services, titles
+from assistant import events, protocol, services, turns
 from assistant.access import client_ip, header, origin_allowed, verify_identity
 from assistant.delivery import PROCESS_ID, Frame, hub, publish, relay
 from assistant.feedback import VisitorFeedback
-from assistant.groups import reply_control_group, session_group
+from assistant.groups import session_group
 from assistant.handoff import escalation
 from assistant.handoff.visitor import VisitorHandoff
 from assistant.protocol import ClientError, frames
 from assistant.ratelimit import TokenBucket, connections, ip_window_take
-from assistant.replies import ReplyJob, orphan_end_frame, orphan_ended, registry
+from assistant.replies import orphan_end_frame, orphan_ended
 from assistant.replies.runtime import request_snapshot, request_stop
-from assistant.selectors import history_message, iso, session_by_public_id, user_message_by_client_id
+from assistant.selectors import iso, session_by_public_id, user_message_by_client_id
 from project import runtime
 from project.logs import client_warnings
 
@@ -410,36 +410,9 @@ class ChatConsumer(VisitorHandoff, VisitorFeedback, AsyncWebsocketConsumer):
         if turn.duplicate:
             self.message_bucket.refund()
             return
-        stored = events.MessageStored(
-            session_pk=session.pk,
-            session_id=str(session.public_id),
-            seq=user.seq,
-            message_id=str(user.public_id),
-            role=user.role,
-            text=text,
-        )
-        if turn.assistant_message is None:  # a person answers this visitor now
-            await self.announce_human_turn(user, stored)
-            return
-        events.publish(stored)
-        self.streams[turn.assistant_message.seq] = 0
-        registry.start(
-            ReplyJob(
-                session_pk=session.pk,
-                session_id=str(session.public_id),
-                group=self.group,
-                control_group=reply_control_group(session.public_id),
-                user_message=user,
-                assistant_message=turn.assistant_message,
-                history=turn.history,
-                locale=session.locale,
-                announce=[frames.message(history_message(user), others=True)],
-                announce_events=[stored],
-                origin=self.channel_name,
-            )
-        )
-        if user.seq == 1:
-            titles.schedule(session_pk=session.pk, message_pk=user.pk, first_message=text, current_title=session.title)
+        if turn.assistant_message is not None:
+            self.streams[turn.assistant_message.seq] = 0
+        await turns.follow(session=session, turn=turn, group=self.group, origin=self.channel_name)
 
     async def send_ack(self, message: ChatMessage) -> None:
         """Tell this connection its message is stored."""

@@ -17,6 +17,15 @@ session's other tabs must see (`RELAYED`) also travel to the session's channel-l
 their own typed message, ``{"type": "chat.event", ...}``; the consumers there hand them back to
 `receive_copy`, which delivers each copy once per process, to subscribers that asked for
 copies (`subscribe(..., copies=True)`). Webhooks want originals only; trackers want both.
+
+*Records* are the other half of the seam, for what must never be lost: a service that writes a
+change also calls `record(...)` with what it wrote, inside its own `transaction.atomic()`, and
+the durable subscribers (`subscribe_durable`; the webhooks outbox) write their rows in that same
+transaction: the change and its rows commit together or not at all. A durable subscriber runs
+synchronously in the service's thread and transaction, does no I/O but its INSERTs, and may raise
+(the write is then rolled back: that is what durable means). Services ask `recording(Type)` first
+and build nothing, and query nothing, when no subscriber wants the record now (no webhook
+endpoint is active): the chat's hot path pays one dictionary lookup.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, ClassVar, TypeVar
 
 from project import runtime
@@ -283,6 +293,129 @@ EVENT_TYPES: dict[str, type[ChatEvent]] = {
 }
 
 
+# --- records: what a write committed, for durable subscribers -----------------------------------
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Record:
+    """A change a service is writing, recorded inside its transaction (see `record`).
+
+    Records never cross processes or the channel layer: they live for one `record` call.
+    """
+
+    session_id: str  # the conversation's public id
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationStarted(Record):
+    """The conversation's row was written (its first message, rating or event; or the API)."""
+
+    source: str
+    user_type: str
+    user_id: str = ""
+    user_name: str = ""
+    user_email: str = ""
+    locale: str = ""
+    page_url: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageCreated(Record):
+    """A message was stored: the visitor's (`user`), a person's (`agent`), or a finished reply (`assistant`)."""
+
+    message_id: str
+    seq: int
+    role: str
+    text: str
+    status: str
+    created_at: datetime
+    client_id: str = ""
+    author_name: str = ""
+    reply_to: int | None = None
+    retry_of: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplyFinished(Record):
+    """A reply reached its final status (`complete`, `stopped`, `failed`, or `interrupted` when its
+    process died), with the provider calls it took."""
+
+    message_id: str
+    seq: int
+    reply_to: int | None
+    status: str
+    error: str
+    provider: str
+    model: str
+    ttft_ms: int | None
+    duration_ms: int | None
+    input_tokens: int | None
+    output_tokens: int | None
+    cached: bool
+    calls: tuple[ProviderCallInfo, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedbackSaved(Record):
+    """Thumbs up or down on a reply: `created` for the first, else it replaced the earlier one."""
+
+    message_id: str
+    rating: str
+    reason: str
+    comment: str
+    created: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RatingSaved(Record):
+    """The end-of-chat survey: `created` for the first, else it replaced the earlier one."""
+
+    score: int
+    resolved: bool | None
+    comment: str
+    created: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandoffRequestSaved(Record):
+    """The visitor asked for a person: `waiting` (queued) or `unavailable` (nobody can answer now)."""
+
+    state: str
+    reason: str
+    requested_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HandoffAssigned(Record):
+    """A person now answers the visitor: a claim (from the queue, or a takeover) or a transfer."""
+
+    agent_id: int
+    agent_name: str
+    actor_id: int
+    actor_name: str
+    previous_state: str
+    previous_agent_id: int | None
+    kind: str  # claim (the visitor had asked) | takeover (nobody had) | transfer (from `actor`)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConversationClosed(Record):
+    """The visitor ended the conversation (`ended`), or left while waiting for a person (`abandoned`)."""
+
+    reason: str
+
+
+RECORD_TYPES: tuple[type[Record], ...] = (
+    ConversationStarted,
+    MessageCreated,
+    ReplyFinished,
+    FeedbackSaved,
+    RatingSaved,
+    HandoffRequestSaved,
+    HandoffAssigned,
+    ConversationClosed,
+)
+
+
 # --- the registry -----------------------------------------------------------------------------
 Subscriber = Callable[[Any], Any]
 
@@ -355,6 +488,68 @@ bus = EventBus()
 subscribe = bus.subscribe
 publish = bus.publish
 receive_copy = bus.receive_copy
+
+
+# --- durable subscribers ----------------------------------------------------------------------
+DurableHandler = Callable[[list[Any]], None]
+
+
+@dataclass(slots=True)
+class _Durable:
+    handler: DurableHandler
+    active: Callable[[], bool] | None
+
+
+class Recorder:
+    """Durable subscribers by record class; `record` calls them inside the caller's transaction."""
+
+    def __init__(self) -> None:
+        self._subscribers: dict[type[Record], list[_Durable]] = {}
+
+    def subscribe(
+        self, record_type: type[Record], handler: DurableHandler, *, active: Callable[[], bool] | None = None
+    ) -> None:
+        """Call `handler(records)` with the `record_type` records of each `record` call, in its transaction.
+
+        `active` (cheap, no I/O on the common path) says whether the handler wants the records
+        now; None means always. A handler subscribed to several classes gets one list per call.
+        """
+        self._subscribers.setdefault(record_type, []).append(_Durable(handler, active))
+
+    def unsubscribe(self, record_type: type[Record], handler: DurableHandler) -> None:
+        """Stop calling `handler` (tests)."""
+        kept = [s for s in self._subscribers.get(record_type, ()) if s.handler is not handler]
+        if kept:
+            self._subscribers[record_type] = kept
+        else:
+            self._subscribers.pop(record_type, None)
+
+    def recording(self, record_type: type[Record]) -> bool:
+        """Whether a `record_type` record would be kept now: services build (and query) nothing otherwise."""
+        subscriptions = self._subscribers.get(record_type)
+        if not subscriptions:
+            return False
+        return any(s.active is None or s.active() for s in subscriptions)
+
+    def record(self, *records: Record) -> None:
+        """Hand `records` to their durable subscribers, synchronously; their errors propagate.
+
+        Call inside the `transaction.atomic()` block that writes the change: the subscribers'
+        rows commit with it, or roll back with it.
+        """
+        batches: dict[DurableHandler, list[Record]] = {}
+        for item in records:
+            for subscription in self._subscribers.get(type(item), ()):
+                if subscription.active is None or subscription.active():
+                    batches.setdefault(subscription.handler, []).append(item)
+        for handler, batch in batches.items():
+            handler(batch)
+
+
+recorder = Recorder()
+subscribe_durable = recorder.subscribe
+recording = recorder.recording
+record = recorder.record
 
 
 def _plain(value: Any) -> Any:

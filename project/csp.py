@@ -30,8 +30,8 @@ def staff_prefix() -> str:
 
 @functools.cache
 def staff_prefixes() -> tuple[str, ...]:
-    """Every prefix the policy covers: the admin's, and the agent desk's (agents need not be staff)."""
-    return (staff_prefix(), reverse("desk:index"))
+    """Every prefix the policy covers: the admin's, the agent desk's (agents need not be staff), the API docs page."""
+    return (staff_prefix(), reverse("desk:index"), reverse("api:docs"))
 
 
 class StaffCSPMiddleware(CSPMiddleware):

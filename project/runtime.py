@@ -235,3 +235,25 @@ def run_startup() -> None:
             hook()
         except Exception:
             logger.exception("Startup hook %r failed", hook)
+
+
+_serving: list[Callable[[], None]] = []
+
+
+def on_serving(hook: Callable[[], None]) -> None:
+    """Run `hook` on the server's event loop once it runs (`manage.py serve`): start a service
+    that must not wait for the first connection (e.g. the webhook dispatcher)."""
+    _serving.append(hook)
+
+
+def run_serving() -> None:
+    """Called by `manage.py serve` as its event loop starts: the serving hooks run on it, in order."""
+    asyncio.get_event_loop().call_soon(_run_serving)
+
+
+def _run_serving() -> None:
+    for hook in _serving:
+        try:
+            hook()
+        except Exception:
+            logger.exception("Serving hook %r failed", hook)

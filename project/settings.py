@@ -433,7 +433,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Parley API",
-    "DESCRIPTION": "The public REST API of Parley: chat as a visitor, read analytics and exports as staff (docs/api.md).",
+    "DESCRIPTION": "Parley's public REST API: chat as a visitor, read analytics and exports as staff (docs/api.md).",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": "/api/v1",
@@ -442,11 +442,109 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # The schema and its docs page are public (the API is documented in the open; every
+    # operation still checks its own credentials).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "api.schema_hooks.close_request_bodies",
+    ],
 }
 # (api helper: more settings here)
+# Staff side (api/staff/, docs/api.md "Staff API"): requests a minute per API key, counted in the
+# cache (shared through Redis when REDIS_URL is set); over it, 429 `rate_limited` with Retry-After.
+# 0 turns the limit off. Staff sessions are not limited.
+API_KEY_RATE_LIMIT_PER_MINUTE = env.integer("API_KEY_RATE_LIMIT_PER_MINUTE", 600, minimum=0, maximum=1_000_000)
+# Two `status` enums in the schema (a session's, a message's): named, not numbered.
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {}).update(
+    {
+        "SessionStatusEnum": ["active", "closed"],
+        "MessageStatusEnum": ["complete", "streaming", "stopped", "interrupted", "failed"],
+    }
+)
+# Visitor side (api/visitor; docs/api.md, "Visitor side"). The chat's own limits apply as on the
+# websocket: CHAT_SESSIONS_PER_IP_PER_HOUR for new conversations, CHAT_IP_RATE_LIMIT_PER_MINUTE per
+# address and CHAT_RATE_LIMIT_PER_MINUTE per conversation for messages, CHAT_EVENT_RATE_LIMIT_PER_MINUTE
+# per conversation for feedback, ratings, handoffs and ends, CHAT_MAX_MESSAGE_CHARS, CHAT_REPLY_TIMEOUT_S.
+# Requests per client address per minute to any visitor endpoint (the API's counterpart of the
+# websocket's frame limit; shared by every process through Redis when REDIS_URL is set).
+API_REQUESTS_PER_IP_PER_MINUTE = env.integer("API_REQUESTS_PER_IP_PER_MINUTE", 600, minimum=1)
+# Turns (POST .../messages/) a server process runs at once for the API; beyond it: 503 with Retry-After.
+# Each holds a request open until its reply ends, so this bounds what slow replies can pile up.
+API_MAX_TURNS_IN_FLIGHT = env.integer("API_MAX_TURNS_IN_FLIGHT", 200, minimum=1, maximum=100_000)
+# Seconds between keep-alive comments on an idle event stream (proxies drop silent connections).
+API_SSE_KEEPALIVE_S = env.decimal("API_SSE_KEEPALIVE_S", 15.0, minimum=0.5, maximum=300.0)
+# Seconds an API conversation stays "connected" in a single-process server (in-memory channel layer)
+# after its last request, so that analytics does not reload the conversation's numbers for every
+# request (with several processes it never lingers: see api/visitor/presence.py). 0: never.
+API_PRESENCE_LINGER_S = env.decimal("API_PRESENCE_LINGER_S", 30.0, minimum=0.0, maximum=3600.0)
+# Names of the visitor side's choice sets in the OpenAPI schema (several fields share a name).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"] = {
+    **SPECTACULAR_SETTINGS.get("ENUM_NAME_OVERRIDES", {}),
+    "VisitorRatingInputEnum": ["up", "down", "positive", "negative"],
+    "VisitorThumbEnum": ["up", "down"],
+    "VisitorIdentityUserTypeEnum": ["client", "provider"],
+    "VisitorUserTypeEnum": ["anonymous", "client", "provider"],
+}
+# The visitor side's ids are parsed by its views (a malformed one gets a JSON answer); they are UUIDs.
+SPECTACULAR_SETTINGS["PATH_CONVERTER_OVERRIDES"] = {
+    **SPECTACULAR_SETTINGS.get("PATH_CONVERTER_OVERRIDES", {}),
+    "visitor_id": {"type": "string", "format": "uuid"},
+}
 
 # --- Webhooks (webhooks/; docs/api.md, "Webhooks") --------------------------------------------
-# (webhooks helper: settings here)
+# Private, loopback, link-local and other non-public targets are refused (SSRF), when an endpoint
+# is saved and again at each send, unless this is on (development, tests, a private receiver).
+WEBHOOK_ALLOW_PRIVATE = env.boolean("WEBHOOK_ALLOW_PRIVATE", False)
+# Seconds one delivery may take, connection to the last byte read; then it counts as failed.
+WEBHOOK_TIMEOUT_S = env.decimal("WEBHOOK_TIMEOUT_S", 10.0, minimum=0.5, maximum=120.0)
+# Whether this process delivers (every `manage.py serve` does by default). Off: it only writes
+# the outbox, and other processes (`manage.py deliver_webhooks`, other servers) deliver.
+WEBHOOK_DELIVER = env.boolean("WEBHOOK_DELIVER", True)
+# While the chat keeps a server's event loop busy, its deliveries wait (one trickles out every
+# 0.2 s), at most this many seconds; then they go at full speed. 0: never wait for the chat.
+WEBHOOK_DEFER_MAX_S = env.decimal("WEBHOOK_DEFER_MAX_S", 30.0, minimum=0.0, maximum=3600.0)
+# Deliveries in flight at once per server process.
+WEBHOOK_MAX_CONCURRENCY = env.integer("WEBHOOK_MAX_CONCURRENCY", 16, minimum=1, maximum=512)
+# Seconds between two looks at the outbox for rows other processes wrote or retries come due
+# (rows written by this process wake its dispatcher at once).
+WEBHOOK_POLL_INTERVAL_S = env.decimal("WEBHOOK_POLL_INTERVAL_S", 2.0, minimum=0.05, maximum=300.0)
+# Seconds before each retry after a failed attempt (each with ±20 % jitter); after the last, the
+# delivery is given up. The default is Standard Webhooks' (Svix's): about 27 h in all.
+_WEBHOOK_RETRY_SCHEDULE = env.string_list(
+    "WEBHOOK_RETRY_SCHEDULE_S", ["5", "300", "1800", "7200", "18000", "36000", "36000"]
+)
+try:
+    WEBHOOK_RETRY_SCHEDULE_S = tuple(float(item) for item in _WEBHOOK_RETRY_SCHEDULE)
+except ValueError:
+    raise ImproperlyConfigured("WEBHOOK_RETRY_SCHEDULE_S: a comma-separated list of seconds, e.g. 5,300,1800") from None
+if not all(0 <= delay <= 7 * 86400 for delay in WEBHOOK_RETRY_SCHEDULE_S) or len(WEBHOOK_RETRY_SCHEDULE_S) > 50:
+    raise ImproperlyConfigured("WEBHOOK_RETRY_SCHEDULE_S: at most 50 delays, each 0 to 604800 seconds")
+# An endpoint whose attempts have all failed for this many hours, and at least
+# WEBHOOK_DISABLE_AFTER_FAILURES of them in a row, is disabled and its owner emailed.
+WEBHOOK_DISABLE_AFTER_H = env.decimal("WEBHOOK_DISABLE_AFTER_H", 24.0, minimum=0.0, maximum=24.0 * 90)
+WEBHOOK_DISABLE_AFTER_FAILURES = env.integer("WEBHOOK_DISABLE_AFTER_FAILURES", 10, minimum=1, maximum=100_000)
+# Days delivered and given-up deliveries (with their attempt log) are kept for the admin's log.
+WEBHOOK_RETENTION_DAYS = env.integer("WEBHOOK_RETENTION_DAYS", 14, minimum=1, maximum=3650)
+# Seconds a process trusts its list of active endpoints before reading it again (a change made
+# in this process applies at once; other processes see it within this delay).
+WEBHOOK_ROUTES_TTL_S = env.decimal("WEBHOOK_ROUTES_TTL_S", 5.0, minimum=0.0, maximum=300.0)
+# httpx2 logs every request at INFO: one line per webhook delivery. Failures are logged by the
+# dispatcher (and every attempt is in the admin's delivery log) instead.
+LOGGING["loggers"]["httpx2"] = {"level": "WARNING"}
 
 # --- Alerts (alerts/; docs/api.md, "Alerts") --------------------------------------------------
 # (alerts helper: settings here)
+# Seconds between two evaluations of the alert rules in each server process (0: no sweep; run
+# `manage.py evaluate_alerts` from cron instead).
+ALERTS_INTERVAL_S = env.integer("ALERTS_INTERVAL_S", 60, minimum=0, maximum=86_400)
+# Sender of alert emails (empty: DEFAULT_FROM_EMAIL).
+ALERT_EMAIL_FROM = env.string("ALERT_EMAIL_FROM", "")
+# Seconds a Slack-compatible incoming webhook may take to answer.
+ALERT_SLACK_TIMEOUT_S = env.decimal("ALERT_SLACK_TIMEOUT_S", 5.0, minimum=0.5, maximum=60)
+# The site's public address (https://support.example.com): alert emails and Slack messages link
+# to the alert history with it. Empty: the link is a path.
+ALERTS_SITE_URL = env.string("ALERTS_SITE_URL", "").rstrip("/")
+if ALERTS_SITE_URL and not _parse_origin(ALERTS_SITE_URL):
+    raise ImproperlyConfigured(f"ALERTS_SITE_URL: not an address like https://host[:port]: {ALERTS_SITE_URL[:80]}")

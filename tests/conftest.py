@@ -60,6 +60,7 @@ def _fast_defaults(settings) -> None:
     settings.OPENAI_BASE_URL = settings.ANTHROPIC_BASE_URL = settings.GEMINI_BASE_URL = None
     # The periodic analytics sweep is driven explicitly by the tests that need it.
     settings.ANALYTICS_RECOVERY_INTERVAL_S = 0
+    settings.ALERTS_INTERVAL_S = 0  # the alert sweep too (tests/alerts drive it)
     cache.clear()  # also the response cache and, on Redis, the shared breaker state
     breaker.reset()
     client_warnings.reset()  # one WARNING per client a minute: each test starts with none held back

@@ -173,6 +173,11 @@ _METRICS = [
         True, formula=lambda t: rate(t.cached_replies, t.replies_timed), section="Performance",
     ),
     Metric(
+        "cached_replies", "Cached replies", "count",
+        "Finished replies served from the response cache: they needed no provider call.",
+        formula="cached_replies", section="Performance",
+    ),
+    Metric(
         "avg_rating", "Average rating", "rating", "Mean end-of-chat rating, 1 to 5.", True, True,
         formula=lambda t: ratio(t.rating_sum, t.ratings), section="Satisfaction", card=10,
     ),
@@ -189,6 +194,10 @@ _METRICS = [
         formula="feedback_down", section="Satisfaction",
     ),
     Metric(
+        "rated_replies", "Rated replies", "count", "Assistant replies that got a thumbs up or down.",
+        formula=_rated_replies, section="Satisfaction",
+    ),
+    Metric(
         "satisfaction_rate", "Satisfaction rate", "percent", "Share of rated replies that got a thumbs up.", True, True,
         formula=lambda t: rate(t.feedback_up, _rated_replies(t)), section="Satisfaction", card=8,
     ),
@@ -196,6 +205,11 @@ _METRICS = [
         "feedback_rate", "Feedback rate", "percent", "Share of assistant replies that got a thumbs up or down.",
         True, True,
         formula=lambda t: rate(_rated_replies(t), t.assistant_messages), section="Satisfaction", card=9,
+    ),
+    Metric(
+        "feedback_session_rate", "Sessions with feedback", "percent",
+        "Share of sessions in which the visitor gave at least one reply a thumbs up or down.", True,
+        formula=lambda t: rate(t.sessions_with_feedback, t.sessions), section="Satisfaction",
     ),
     Metric(
         "avg_sentiment", "Visitor sentiment", "ratio",
@@ -288,6 +302,22 @@ _METRICS = [
     Metric(
         "price_unknown_calls", "Unpriced calls", "count", "Calls that used tokens of a model with no price.",
         formula="price_unknown_calls", section="AI usage and cost",
+    ),
+    Metric(
+        "provider_calls", "Provider calls", "count",
+        "Calls to AI providers: every attempt, retries, failures and calls skipped by the circuit breaker included.",
+        formula="calls", section="AI usage and cost",
+    ),
+    Metric(
+        "failed_provider_calls", "Failed provider calls", "count",
+        "Provider calls attempted (not skipped) that did not answer: errors, and replies broken off mid-stream.",
+        False, formula=lambda t: t.calls_attempted - t.calls_ok, section="AI usage and cost",
+    ),
+    Metric(
+        "avg_provider_latency_ms", "Provider call time (avg)", "ms",
+        "Mean time from the start of a provider call to its end, over the calls that recorded one (failed ones "
+        "included).", False,
+        formula=lambda t: ratio(t.call_latency_ms_sum, t.call_latency_count), section="AI usage and cost",
     ),
     Metric(
         "provider_success_rate", "Provider success rate", "percent",

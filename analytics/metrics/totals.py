@@ -65,6 +65,8 @@ class Totals:
     calls_attempted: int = 0
     calls_ok: int = 0
     calls_failed_over: int = 0
+    call_latency_ms_sum: int = 0
+    call_latency_count: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
     cached_tokens: int = 0
@@ -95,6 +97,8 @@ class Totals:
         self.calls_attempted += calls - skipped
         self.calls_ok += int(row["ok"]) + int(row["stopped"])  # type: ignore[call-overload]
         self.calls_failed_over += int(row["failed_over"])  # type: ignore[call-overload]
+        self.call_latency_ms_sum += int(row["latency_ms_sum"])  # type: ignore[call-overload]
+        self.call_latency_count += int(row["latency_count"])  # type: ignore[call-overload]
         self.input_tokens += int(row["input_tokens"])  # type: ignore[call-overload]
         self.output_tokens += int(row["output_tokens"])  # type: ignore[call-overload]
         self.cached_tokens += int(row["cached_tokens"])  # type: ignore[call-overload]
@@ -108,6 +112,8 @@ _PROVIDER_FIELDS = {
     "calls_attempted",
     "calls_ok",
     "calls_failed_over",
+    "call_latency_ms_sum",
+    "call_latency_count",
     "input_tokens",
     "output_tokens",
     "cached_tokens",

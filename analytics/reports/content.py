@@ -93,6 +93,8 @@ def filters_text(data: Mapping[str, Any]) -> str:
         parts.append(f"user type {filters['user_type']}")
     if filters.get("provider"):
         parts.append(f"provider {filters['provider']}")
+    if filters.get("source"):
+        parts.append(f"source {filters['source']}")
     return ", ".join(parts)
 
 

@@ -19,7 +19,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
-from assistant import protocol, sql
+from assistant import events, protocol, sql
 from assistant.handoff.selectors import (
     HandoffView,
     agents_available,
@@ -32,7 +32,7 @@ from assistant.handoff.selectors import (
 )
 from assistant.models import AgentPresence, ChatMessage, ChatSession, ContactRequest, Handoff, InternalNote
 from assistant.protocol import ClientError
-from assistant.services import DESK_CLIENT_PREFIX
+from assistant.services import DESK_CLIENT_PREFIX, records
 
 State = ChatSession.Handoff
 #: States in which the AI answers the visitor; a claim from these is a takeover.
@@ -93,9 +93,11 @@ def handoff_request(*, session: ChatSession, reason: str, now: datetime | None =
                 ended_at=now,
                 outcome=Handoff.Outcome.UNAVAILABLE,
             )
+            _record_request(row, handoff, "unavailable")
             return Requested(view=HandoffView(state="unavailable"), handoff=handoff, created=False)
         handoff = Handoff.objects.create(session=row, reason=reason, requested_at=now, requested_after_seq=row.last_seq)
         ChatSession.objects.filter(pk=row.pk).update(handoff_state=State.WAITING, assigned_agent=None, updated_at=now)
+        _record_request(row, handoff, State.WAITING)
     session.handoff_state, session.assigned_agent_id = State.WAITING, None
     return Requested(
         view=HandoffView(state="waiting", position=queue_position(session_pk=session.pk)), handoff=handoff, created=True
@@ -146,7 +148,9 @@ def claim(*, session_id: str, agent: AbstractBaseUser, now: datetime | None = No
                 raise ClientError(protocol.ALREADY_CLAIMED, "Another agent has this conversation.", field="session_id")
             # Its agent's account is gone, deactivated or no longer an agent: anyone may take it.
         handoff = _open_handoff(row)
+        kind = "claim"
         if handoff is None:  # a takeover: nobody asked, the person stepped in
+            kind = "takeover"
             handoff = Handoff.objects.create(
                 session=row, reason="taken over at the desk", requested_at=now, requested_after_seq=row.last_seq
             )
@@ -155,7 +159,9 @@ def claim(*, session_id: str, agent: AbstractBaseUser, now: datetime | None = No
         handoff.agent = agent
         handoff.save(update_fields=["agent", "assigned_at"])
         ChatSession.objects.filter(pk=row.pk).update(handoff_state=State.ASSIGNED, assigned_agent=agent, updated_at=now)
+        previous_agent_id = row.assigned_agent_id
         row.handoff_state, row.assigned_agent = State.ASSIGNED, agent
+        _record_assigned(row, agent, agent, previous, previous_agent_id, kind, now)
     return Changed(session=row, handoff=handoff, previous_state=previous)
 
 
@@ -189,6 +195,7 @@ def transfer(*, session_id: str, agent: AbstractBaseUser, to_user_id: int, now: 
             handoff.agent = target
             handoff.save(update_fields=["agent"])
         row.assigned_agent = target
+        _record_assigned(row, target, agent, State.ASSIGNED, agent.pk, "transfer", now)
     return Changed(session=row, handoff=handoff, previous_state=State.ASSIGNED)
 
 
@@ -238,6 +245,8 @@ def agent_message(
         Handoff.objects.filter(session_id=row.pk, outcome=Handoff.Outcome.OPEN, first_response_at=None).update(
             first_response_at=now
         )
+        if events.recording(events.MessageCreated):
+            events.record(records.message_created(message, session_id=str(public_id(session_id))))
     return message, False
 
 
@@ -319,7 +328,10 @@ def abandon_left(
         Handoff.objects.filter(session_id=session_pk, outcome=Handoff.Outcome.OPEN).update(
             outcome=Handoff.Outcome.ABANDONED, ended_at=now
         )
-    return Left(session=ChatSession.objects.get(pk=session_pk))
+        row = ChatSession.objects.get(pk=session_pk)
+        if events.recording(events.ConversationClosed):
+            events.record(events.ConversationClosed(session_id=str(row.public_id), occurred_at=now, reason="abandoned"))
+    return Left(session=row)
 
 
 def unclaimed_to_notify(*, after_s: float, now: datetime | None = None, limit: int = 50) -> list[Handoff]:
@@ -343,6 +355,46 @@ def unclaimed_to_notify(*, after_s: float, now: datetime | None = None, limit: i
 
 
 # --- helpers ----------------------------------------------------------------------------------
+def _record_request(row: ChatSession, handoff: Handoff, state: str) -> None:
+    """Record the visitor's request for a person (inside its transaction), when something subscribes."""
+    if events.recording(events.HandoffRequestSaved):
+        events.record(
+            events.HandoffRequestSaved(
+                session_id=str(row.public_id),
+                occurred_at=handoff.requested_at,
+                state=state,
+                reason=handoff.reason,
+                requested_at=handoff.requested_at,
+            )
+        )
+
+
+def _record_assigned(
+    row: ChatSession,
+    agent: AbstractBaseUser,
+    actor: AbstractBaseUser,
+    previous_state: str,
+    previous_agent_id: int | None,
+    kind: str,
+    now: datetime,
+) -> None:
+    """Record that `agent` now answers the visitor (a claim, takeover or transfer by `actor`)."""
+    if events.recording(events.HandoffAssigned):
+        events.record(
+            events.HandoffAssigned(
+                session_id=str(row.public_id),
+                occurred_at=now,
+                agent_id=agent.pk,
+                agent_name=display_name(agent),
+                actor_id=actor.pk,
+                actor_name=display_name(actor),
+                previous_state=previous_state,
+                previous_agent_id=previous_agent_id,
+                kind=kind,
+            )
+        )
+
+
 def _check_agent(agent: AbstractBaseUser) -> None:
     if not can_use_desk(agent):
         raise ClientError(protocol.FORBIDDEN, "You may not answer visitors (the use_desk permission).")

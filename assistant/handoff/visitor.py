@@ -20,10 +20,9 @@ from assistant.handoff import selectors, services
 from assistant.handoff.selectors import HandoffView
 from assistant.protocol import ClientError, frames
 from assistant.ratelimit import TokenBucket
-from assistant.selectors import history_message
 
 if TYPE_CHECKING:
-    from assistant.models import ChatMessage, ChatSession
+    from assistant.models import ChatSession
 
 _handoff_request = database_sync_to_async(services.handoff_request)
 _contact_store = database_sync_to_async(services.contact_store)
@@ -146,13 +145,3 @@ class VisitorHandoff:
         view = await _handoff_view(session=session)
         if view is not None:
             await self.send_frame(status_frame(view))
-
-    async def announce_human_turn(self, user: ChatMessage, stored: events.MessageStored) -> None:
-        """A visitor message while a person answers: no reply; the other tabs and the desk see it.
-
-        The reply task announces a message when it starts; with no reply, this does (`stored`
-        travels to the session's other processes too: their trackers see the message).
-        """
-        assert self.group is not None
-        await publish(self.group, [frames.message(history_message(user), others=True)], origin=self.channel_name)
-        await relay(stored)

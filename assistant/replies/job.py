@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from channels.db import database_sync_to_async
@@ -81,6 +82,7 @@ class ReplyJob:
         announce: list[Frame] | None = None,
         announce_events: list[events.ChatEvent] | None = None,
         origin: str | None = None,
+        tap: Callable[[list[Frame]], None] | None = None,
     ) -> None:
         self.session_pk = session_pk
         self.session_id = session_id
@@ -102,6 +104,8 @@ class ReplyJob:
         #: Events already published here that other processes still need (if any listen).
         self.announce_events = announce_events or []
         self.origin = origin
+        #: Called with every frame list the reply publishes, in order (an API request streaming it).
+        self.tap = tap
         self.task: asyncio.Task[None] | None = None
         self._parts: list[str] = []
         self._stop_requested = False
@@ -454,6 +458,8 @@ class ReplyJob:
         await delivery.send_copy(ended, remote=self.remote)
 
     async def _publish(self, frames: list[Frame]) -> None:
+        if self.tap is not None:
+            self.tap(frames)
         await delivery.publish(self.group, frames, origin=self.origin, remote=self.remote)
 
     async def _join_control_group(self) -> str | None:

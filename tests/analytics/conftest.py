@@ -184,6 +184,16 @@ def build_week() -> Week:
     return Week(sessions={"S0": s0, "S1": s1, "S2": s2, "S3": s3, "S4": s4})
 
 
+def move_to_source(session: ChatSession, source: str, **fields: Any) -> None:
+    """Say `session` came from `source` (an API conversation, an import), then rebuild as of NOW.
+
+    A session's source is set when it begins; the fixture's sessions began in the widget.
+    """
+    ChatSession.objects.filter(pk=session.pk).update(source=source, **fields)
+    with _at(NOW):
+        services.rollups_rebuild()
+
+
 @pytest.fixture
 def week(db, settings) -> Week:
     """The fixture, in Europe/Paris."""

@@ -492,7 +492,7 @@ def test_filters_narrow_the_report_to_one_user_type() -> None:
     out, _ = run("--format", "json", "--user-type", "client")
     data = json.loads(out)
 
-    assert data["filters"] == {"user_type": "client", "provider": None}
+    assert data["filters"] == {"user_type": "client", "provider": None, "source": None, "external_user_id": None}
     assert data["metrics"]["sessions"] == 1
     assert data["metrics"]["messages"] == 4
     assert data["changes"]["sessions"] == {"previous": 1, "pct": 0.0, "direction": "flat"}

@@ -20,7 +20,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from analytics import reports, selectors, services
-from analytics.params import USER_TYPES
+from analytics.params import SOURCE_PATTERN, USER_TYPES
 
 #: Longest report: a year, leap day included.
 MAX_DAYS = 366
@@ -107,6 +107,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--user-type", choices=USER_TYPES, help="Only sessions of this user type.")
         parser.add_argument("--provider", help="Only sessions mostly answered by, and calls to, this AI provider.")
+        parser.add_argument(
+            "--source", help="Only sessions from this source (widget, api, import:<format>) and their calls."
+        )
         parser.add_argument("--no-progress", action="store_true", help="No progress bar on long ranges.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -121,7 +124,12 @@ class Command(BaseCommand):
         output = check_output(options["output"])
         recipients = parse_recipients(options["email"])
         period = selectors.Period.ending(end, days)
-        filters = selectors.Filters(user_type=options["user_type"] or None, provider=options["provider"] or None)
+        source = options["source"] or None
+        if source is not None and not SOURCE_PATTERN.fullmatch(source):
+            raise CommandError(f"--source must be a source such as widget, api or import:csv, got {source[:40]!r}")
+        filters = selectors.Filters(
+            user_type=options["user_type"] or None, provider=options["provider"] or None, source=source
+        )
 
         self._refresh_rollups(period, quiet=options["no_progress"])
         data = selectors.report(period, filters)

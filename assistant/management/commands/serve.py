@@ -47,6 +47,9 @@ class Command(BaseCommand):
         liveness.heartbeat.start()  # before the startup hooks: it tells which processes are gone
         runtime.run_startup()  # e.g. analytics recovers what a crashed predecessor left
         server.install()  # frame limits before the queue, bounded output, request-head deadline
+        from twisted.internet import reactor  # daphne's asyncio reactor, installed by importing daphne.server
+
+        reactor.callWhenRunning(runtime.run_serving)  # e.g. the webhook dispatcher starts with the loop
         # SIGTERM/SIGINT: stop listening, let replies finish (SHUTDOWN_GRACE_S), close with 1012.
         GracefulServer(
             application=get_default_application(),

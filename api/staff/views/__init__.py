@@ -1,0 +1,1 @@
+"""The staff side's endpoints: adapters that parse the query, call one selector and answer."""
