@@ -25,7 +25,7 @@ with `standardwebhooks`). Two phases per backend:
                  per turn, and the cost of delivery on = 1 - on/off, per pair then averaged.
 
 Exit status: 0 when every delivery arrived once with a valid signature, 1 otherwise (the 3 %
-target is reported, not enforced). Figures go in docs/api-drafts/webhooks.md ("Benchmark").
+target is reported, not enforced). Figures are in docs/benchmarks.md ("The REST API, webhooks and alerts").
 """
 
 from __future__ import annotations
