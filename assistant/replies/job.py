@@ -432,7 +432,7 @@ class ReplyJob:
             error=outcome.error_code,
             input_tokens=outcome.input_tokens,
             output_tokens=outcome.output_tokens,
-            calls=tuple(_call_info(call) for call in calls),
+            calls=tuple(call.info() for call in calls),
         )
         events.publish(ended)
         end_frame = frames.reply_end(
@@ -503,19 +503,6 @@ def _sources(hits: tuple[SearchHit, ...], provider: str) -> list[dict[str, objec
 
 def _ms_since(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
-
-
-def _call_info(call: services.ProviderCallRecord) -> events.ProviderCallInfo:
-    return events.ProviderCallInfo(
-        provider=call.provider,
-        model=call.model,
-        outcome=call.outcome,
-        latency_ms=call.latency_ms,
-        input_tokens=call.input_tokens,
-        output_tokens=call.output_tokens,
-        error_kind=call.error_kind,
-        fallback_from=call.fallback_from,
-    )
 
 
 def orphan_end_frame(item: frames.HistoryMessage) -> Frame:

@@ -154,7 +154,7 @@ def reply_ended(
                 input_tokens=outcome.input_tokens,
                 output_tokens=outcome.output_tokens,
                 cached=outcome.cached,
-                calls=tuple(_call_info(call) for call in calls if call.message_id in (None, message_pk)),
+                calls=tuple(call.info() for call in calls if call.message_id in (None, message_pk)),
             )
         )
     return made
@@ -226,16 +226,3 @@ def replies_interrupted(rows: Iterable[ChatMessage], now: datetime) -> list[even
             )
         )
     return made
-
-
-def _call_info(call: ProviderCallRecord) -> events.ProviderCallInfo:
-    return events.ProviderCallInfo(
-        provider=call.provider,
-        model=call.model,
-        outcome=call.outcome,
-        latency_ms=call.latency_ms,
-        input_tokens=call.input_tokens,
-        output_tokens=call.output_tokens,
-        error_kind=call.error_kind,
-        fallback_from=call.fallback_from,
-    )

@@ -165,6 +165,19 @@ class ProviderCallRecord:
     fallback_from: str = ""
     feature: str = ProviderCall.Feature.CHAT_REPLY
 
+    def info(self) -> events.ProviderCallInfo:
+        """This attempt as the event seam carries it (`ReplyEnded.calls`, the `ReplyFinished` record)."""
+        return events.ProviderCallInfo(
+            provider=self.provider,
+            model=self.model,
+            outcome=self.outcome,
+            latency_ms=self.latency_ms,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            error_kind=self.error_kind,
+            fallback_from=self.fallback_from,
+        )
+
 
 def call_record(
     attempt: Attempt, *, message_id: int | None, feature: str = ProviderCall.Feature.CHAT_REPLY
