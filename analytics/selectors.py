@@ -6,10 +6,9 @@ they print the same numbers. Formulas live in `metrics`; this module only picks 
 Periods are whole local days (`TIME_ZONE`), `start` to `end` inclusive. Filters: `user_type`
 narrows the session numbers; `provider` narrows both session numbers (by the provider that
 answered most of a session's replies) and provider calls. Token and cost numbers are not split
-by user type (provider calls are rolled up per provider and model only). `source` (where the
-sessions came from: both rollups are kept per source) narrows both, sessions and the calls made
-in them. So does `external_user_id` (one identified visitor), which no rollup is kept by: such a
-period is rolled up on the fly from the visitor's analytics rows, like a window (same arithmetic).
+by user type (provider calls are rolled up per provider and model only). `source` (both rollups
+are kept per source) narrows sessions and their calls; so does `external_user_id` (one visitor),
+which no rollup is kept by: it is rolled up on the fly from that visitor's rows, like a window.
 """
 
 from __future__ import annotations
