@@ -66,6 +66,8 @@ class Dispatcher:
         self.pacer = pacing.current()
         self.sending: set[asyncio.Task[None]] = set()
         self.results: list[Result] = []
+        #: One flush at a time: `drain` must not return while the loop's own flush is still storing.
+        self._flush_lock = asyncio.Lock()
         self.sent = 0  # attempts stored (tests, the benchmark)
         #: The oldest due delivery waited longer than WEBHOOK_DEFER_MAX_S: full speed, busy or not.
         self.late = False
@@ -164,13 +166,16 @@ class Dispatcher:
 
     async def flush(self) -> None:
         """Store the results gathered so far (one transaction), then tell the owners of disabled endpoints."""
-        results, self.results = self.results, []
-        try:
-            disabled = await _db(outbox.finish)(results=results, owner=self.owner)
-        except Exception:
-            self.results = results + self.results  # kept for the next round; the leases still hold
-            raise
-        self.sent += len(results)
+        async with self._flush_lock:
+            results, self.results = self.results, []
+            if not results:
+                return
+            try:
+                disabled = await _db(outbox.finish)(results=results, owner=self.owner)
+            except Exception:
+                self.results = results + self.results  # kept for the next round; the leases still hold
+                raise
+            self.sent += len(results)
         if disabled:
             routes.invalidate()  # no new rows for them from this process (others: within the TTL)
         for endpoint in disabled:
@@ -182,8 +187,7 @@ class Dispatcher:
         """Wait for the sends in flight and store their results (tests, the benchmark)."""
         if self.sending:
             await asyncio.wait(list(self.sending), timeout=timeout)
-        if self.results:
-            await self.flush()
+        await self.flush()  # also waits for a flush of the loop's that is storing meanwhile
 
     async def _stop(self) -> None:
         """Cancel the sends in flight, store what finished, give back the other leases, close clients."""
