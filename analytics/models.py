@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import uuid
 
+from django.conf import settings
 from django.db import models
 
 from assistant.models import ChatSession
@@ -89,6 +90,28 @@ class ChatAnalytics(models.Model):
         blank=True,
         help_text="Identified visitors only: they started a new session within FCR_WINDOW_DAYS. "
         "Set by the rollup sweep, not the tracker.",
+    )
+
+    # Language-aware sentiment of the visitor's messages (analytics.sentiment): a message in a
+    # language the offline lexicons do not cover is counted as unscored, never scored as English.
+    language = models.CharField(
+        max_length=16, blank=True, help_text="ISO 639-1 code of the visitor's language, detected or from the locale."
+    )
+    message_sentiments = models.JSONField(
+        default=dict, blank=True, help_text="Scored visitor messages per label: negative, neutral, positive."
+    )
+    unscored_messages = models.PositiveIntegerField(
+        default=0, help_text="Visitor messages left without a score (a language the offline lexicons do not cover)."
+    )
+    opening_sentiment = models.FloatField(null=True, blank=True, help_text="Score of the first scored visitor message.")
+    closing_sentiment = models.FloatField(
+        null=True, blank=True, help_text="Score of the last scored visitor message, when there are two or more."
+    )
+    rule_resolved = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="What the assumed-resolution rule says of a finished session, ignoring any rating "
+        "(None while pending): checked against the visitor's answer where they rated.",
     )
 
     created_at = models.DateTimeField(auto_now_add=True)
@@ -170,6 +193,28 @@ class DailySessionRollup(models.Model):
     fcr_sessions = models.PositiveIntegerField(default=0, help_text="Finished sessions of identified visitors.")
     fcr_resolved = models.PositiveIntegerField(default=0, help_text="Of those, resolved at first contact.")
 
+    # Sentiment, trajectory, AI predictions and their accuracy (issue 17; docs/analytics.md).
+    message_sentiments = models.JSONField(default=dict, help_text="Scored visitor messages per sentiment label.")
+    unscored_messages = models.PositiveIntegerField(default=0)
+    languages = models.JSONField(default=dict, help_text="Sessions per visitor language ('' unknown).")
+    trajectory_sessions = models.PositiveIntegerField(default=0, help_text="Sessions with an opening and a closing.")
+    opening_sentiment_sum = models.FloatField(default=0)
+    closing_sentiment_sum = models.FloatField(default=0)
+    opened_negative = models.PositiveIntegerField(default=0)
+    recovered = models.PositiveIntegerField(default=0, help_text="Opened negative and closed positive.")
+    analyzed_sessions = models.PositiveIntegerField(default=0)
+    conversation_sentiments = models.JSONField(default=dict, help_text="Analysed sessions per sentiment label.")
+    unrated_finished = models.PositiveIntegerField(default=0, help_text="Finished sessions with no rating.")
+    predicted_sessions = models.PositiveIntegerField(
+        default=0, help_text="Finished sessions with no rating and a predicted satisfaction."
+    )
+    predicted_satisfied = models.PositiveIntegerField(default=0, help_text="Of those, predicted 4 or 5.")
+    predicted_satisfaction_sum = models.PositiveIntegerField(default=0)
+    follow_up_sessions = models.PositiveIntegerField(default=0, help_text="Analysed sessions that need a follow-up.")
+    confusion = models.JSONField(
+        default=dict, help_text="Prediction against the visitor's answer: 'predictor.tp|fp|fn|tn' to count."
+    )
+
     topics = models.JSONField(default=dict, help_text="Topic to number of sessions.")
     issue_topics = models.JSONField(default=dict, help_text="Topic to number of unresolved sessions.")
     hours = models.JSONField(default=list, help_text="Sessions started in each local hour 0-23.")
@@ -234,3 +279,99 @@ class RollupState(models.Model):
 
     def __str__(self) -> str:
         return f"Rollups current to {self.analytics_seen_at} (call {self.last_call_id})"
+
+
+class ConversationAnalysis(models.Model):
+    """What `analyze_conversations` (or the close hook) concluded about one conversation.
+
+    One row per session, replaced when the conversation's content or `version` changes. Every
+    value says which method produced it in `methods` (field to "llm:<provider>", "lexicon:<name>",
+    "detector:<name>", "taxonomy", "locale" or "none"), so an offline guess is never read as the
+    model's answer. The rollups read it through the session (`rollup.session_rows`).
+    """
+
+    class Label(models.TextChoices):
+        NEGATIVE = "negative", "Negative"
+        NEUTRAL = "neutral", "Neutral"
+        POSITIVE = "positive", "Positive"
+
+    session = models.OneToOneField(ChatSession, on_delete=models.CASCADE, related_name="analysis")
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the transcript that was analysed.")
+    version = models.CharField(max_length=16, help_text="The analysis prompt and schema version.")
+    method = models.CharField(max_length=16, help_text="llm, or offline when no provider answered.")
+    provider = models.CharField(max_length=32, blank=True)
+    model = models.CharField(max_length=128, blank=True)
+    methods = models.JSONField(default=dict, help_text="Field name to the method that produced it.")
+
+    language = models.CharField(max_length=16, blank=True)
+    sentiment = models.FloatField(null=True, blank=True, help_text="-1 to 1; None: no sentiment (uncovered language).")
+    sentiment_label = models.CharField(max_length=16, choices=Label.choices, blank=True)
+    predicted_satisfaction = models.PositiveSmallIntegerField(null=True, blank=True, help_text="1 to 5.")
+    predicted_resolved = models.BooleanField(null=True, blank=True)
+    topics = models.JSONField(default=list, blank=True)
+    new_topics = models.JSONField(default=list, blank=True, help_text="Topics outside the taxonomy the model named.")
+    summary = models.TextField(blank=True)
+    needs_follow_up = models.BooleanField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True, help_text="Why the model's answer was not used, if so.")
+
+    analyzed_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "conversation analyses"
+        indexes = [models.Index(fields=["analyzed_at"], name="convanalysis_analyzed_idx")]
+
+    def __str__(self) -> str:
+        return f"Analysis of {self.session_id} ({self.method})"
+
+
+class ImportedConversation(models.Model):
+    """The link from a conversation in an imported file to the session it became.
+
+    Keyed by (source, external_id), so importing the same file again finds every conversation:
+    an unchanged `content_hash` is skipped, a changed one replaces the session's messages.
+    """
+
+    session = models.OneToOneField(ChatSession, on_delete=models.CASCADE, related_name="imported")
+    source = models.CharField(max_length=32, help_text="import:<format>, as on the session.")
+    external_id = models.CharField(max_length=255, help_text="The conversation's id in the file.")
+    content_hash = models.CharField(max_length=64)
+    metadata = models.JSONField(default=dict, blank=True)
+    imported_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["source", "external_id"], name="importedconversation_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.external_id}"
+
+
+class ImportRun(models.Model):
+    """One import (command, upload page or API): what was read and what was skipped, and why."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    format = models.CharField(max_length=16)
+    filename = models.CharField(max_length=255, blank=True)
+    via = models.CharField(max_length=16, help_text="command, upload or api.")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dry_run = models.BooleanField(default=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    summary = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["started_at"], name="importrun_started_idx")]
+
+    def __str__(self) -> str:
+        return f"Import of {self.filename or self.format} ({self.status})"

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 #: Rows written after a refresh started but committed later are caught by re-reading this much.
 ROLLUP_OVERLAP = timedelta(seconds=30)
 ROLLUP_CALL_ID_OVERLAP = 10_000
-_SESSION_FIELDS = ("pk", "created_at", "user_type", "status", "closed_at")
+_SESSION_FIELDS = ("pk", "created_at", "user_type", "status", "closed_at", "locale", "source")
 
 Progress = Callable[[int], None]
 
@@ -110,7 +110,13 @@ def _replay(
     events: list[dict[str, Any]],
     handoffs: list[dict[str, Any]],
 ) -> SessionStats:
-    stats = SessionStats(session_pk=session["pk"], started_at=session["created_at"], user_type=session["user_type"])
+    stats = SessionStats(
+        session_pk=session["pk"],
+        started_at=session["created_at"],
+        user_type=session["user_type"],
+        locale=session["locale"],
+        human_channel=session["source"].startswith("import:"),
+    )
     failovers: dict[int, int] = defaultdict(int)
     errors: dict[int, int] = defaultdict(int)
     for call in calls:

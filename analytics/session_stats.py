@@ -20,6 +20,8 @@ from analytics import metrics, sentiment, taxonomy
 
 #: At most this many actions are kept per session (a widget left open all day sends many).
 MAX_ACTIONS = 100
+#: Characters of the visitor's text the conversation's language is detected on; then it is settled.
+LANGUAGE_SAMPLE_CHARS = 300
 
 
 @dataclass(slots=True)
@@ -66,7 +68,13 @@ class SessionStats:
     closed: bool = False
     last_seq: int = 0
     last_activity_at: datetime | None = None
-    user_sentiment: dict[int, float] = field(default_factory=dict)
+    locale: str = ""  # the session's locale: the language hint when the text cannot tell
+    human_channel: bool = False  # imported chats: a person answering is the normal answer, not an escalation
+    language: str = ""
+    user_sentiment: dict[int, float | None] = field(default_factory=dict)  # None: not scored
+    # Visitor texts kept until the language is settled, so that they are re-scored if it changes.
+    pending_texts: dict[int, str] | None = field(default_factory=dict)
+    language_sample: str = ""
     user_times: dict[int, datetime] = field(default_factory=dict)
     last_user_seq: int = 0
     replies: dict[int, Reply] = field(default_factory=dict)
@@ -90,7 +98,8 @@ class SessionStats:
         """A visitor message; False when it was already counted."""
         if seq in self.user_sentiment:
             return False
-        self.user_sentiment[seq] = sentiment.score(text)
+        self._observe_language(seq, text)
+        self.user_sentiment[seq] = sentiment.score(text, self.language)
         self.user_times[seq] = at or timezone.now()
         self.last_user_seq = max(self.last_user_seq, seq)
         rules = taxonomy.get()
@@ -101,6 +110,24 @@ class SessionStats:
         self.closed = False  # a message reopens an ended session
         self._touch(at, seq)
         return True
+
+    def _observe_language(self, seq: int, text: str) -> None:
+        """Detect the conversation's language on the visitor's text so far, until it is settled.
+
+        When the language found changes, the messages kept meanwhile are scored again in it.
+        """
+        if self.pending_texts is None:  # settled
+            return
+        self.pending_texts[seq] = text[: sentiment.MAX_CHARS]
+        self.language_sample = f"{self.language_sample} {text}".strip()[:LANGUAGE_SAMPLE_CHARS]
+        found = sentiment.detect(self.language_sample, hint=self.locale or settings.LANGUAGE_CODE)
+        if found != self.language:
+            self.language = found
+            for earlier, kept in self.pending_texts.items():
+                if earlier in self.user_sentiment:
+                    self.user_sentiment[earlier] = sentiment.score(kept, found)
+        if len(self.language_sample) >= LANGUAGE_SAMPLE_CHARS:
+            self.pending_texts = None
 
     def observe_agent_message(self, *, seq: int, at: datetime | None = None) -> bool:
         """A message written by a person at the desk: an answer (not the assistant's), and escalation.
@@ -203,7 +230,7 @@ class SessionStats:
             if r.ttft_ms is not None and r.status in {"complete", "stopped"}
         ]
         human = self._human()
-        escalated = self.asked_for_human or bool(human["human_involved"])
+        escalated = self.asked_for_human or (bool(human["human_involved"]) and not self.human_channel)
         negative = any(rating == "down" for rating in self.feedback.values())
         # A person's message answers the visitor too (it is not an AI answer: `answered` and the
         # reply times stay the assistant's).
@@ -211,7 +238,16 @@ class SessionStats:
         kind = metrics.resolution(
             rating_resolved=self.rating_resolved,
             finished=closed,
-            answered=bool(complete),
+            answered=bool(complete) or (self.human_channel and bool(self.agent_times)),
+            escalated=escalated,
+            negative_feedback=negative,
+            unanswered=unanswered,
+        )
+        # The assumed rule's own verdict, blind to the rating: what the accuracy views check.
+        rule = metrics.resolution(
+            rating_resolved=None,
+            finished=closed,
+            answered=bool(complete) or (self.human_channel and bool(self.agent_times)),
             escalated=escalated,
             negative_feedback=negative,
             unanswered=unanswered,
@@ -220,7 +256,10 @@ class SessionStats:
         user_messages = len(self.user_sentiment)
         avg = metrics.mean(response_times)
         avg_ttft = metrics.mean(ttfts)
-        avg_sentiment = metrics.mean(self.user_sentiment.values())
+        scores = [self.user_sentiment[seq] for seq in sorted(self.user_sentiment)]
+        scored = [value for value in scores if value is not None]
+        avg_sentiment = metrics.mean(scored)
+        labels = Counter(sentiment.label(value) for value in scored)
         local = timezone.localtime(self.started_at)
         return {
             "day": local.date(),
@@ -252,6 +291,12 @@ class SessionStats:
             ),
             "satisfaction_rating": self.rating_score,
             "avg_sentiment": round(avg_sentiment, 4) if avg_sentiment is not None else None,
+            "language": self.language,
+            "message_sentiments": {name: labels[name] for name in ("negative", "neutral", "positive") if labels[name]},
+            "unscored_messages": len(scores) - len(scored),
+            "opening_sentiment": scored[0] if scored else None,
+            "closing_sentiment": scored[-1] if len(scored) >= 2 else None,
+            "rule_resolved": None if rule == "pending" else rule == "assumed",
             "feedback_up": sum(1 for rating in self.feedback.values() if rating == "up"),
             "feedback_down": sum(1 for rating in self.feedback.values() if rating == "down"),
             "cached_replies": sum(1 for r in complete.values() if r.cached),

@@ -239,6 +239,7 @@ class ProviderCall(models.Model):
     class Feature(models.TextChoices):
         CHAT_REPLY = "chat_reply", "Chat reply"
         TITLE = "title", "Session title"
+        ANALYSIS = "analysis", "Conversation analysis"
 
     class Outcome(models.TextChoices):
         OK = "ok", "Answered"
