@@ -479,6 +479,19 @@ ANALYTICS = Export(
         Column("human_first_response_ms", "human_first_response_ms", "list"),
         Column("human_resolution_ms", "human_resolution_ms", "list"),
         Column("visitor_returned", "visitor_returned", "bool"),
+        # Sentiment and trajectory (the sums of these make the registry's sentiment metrics):
+        Column("language", "language"),
+        Column("unscored_messages", "unscored_messages", "number"),
+        Column("opening_sentiment", "opening_sentiment", "number"),
+        Column("closing_sentiment", "closing_sentiment", "number"),
+        Column("rule_resolved", "rule_resolved", "bool"),
+        # The conversation analysis, empty when the session has none (AI CSAT, how right the AI is):
+        Column("analysis_method", "session__analysis__method"),
+        Column("analysis_sentiment", "session__analysis__sentiment", "number"),
+        Column("analysis_sentiment_label", "session__analysis__sentiment_label"),
+        Column("predicted_satisfaction", "session__analysis__predicted_satisfaction", "number"),
+        Column("predicted_resolved", "session__analysis__predicted_resolved", "bool"),
+        Column("needs_follow_up", "session__analysis__needs_follow_up", "bool"),
         Column("updated_at", "updated_at", "datetime"),
     ),
 )

@@ -80,6 +80,7 @@ def session_rows(analytics: QuerySet[ChatAnalytics], *, by_source: bool = True) 
         "human_first_response_ms",
         "human_resolution_ms",
         "visitor_returned",
+        *INTELLIGENCE_FIELDS,
     ):
         key = (row["day"], row["user_type"], row["provider"], row.get("session__source", ""))
         group = groups.get(key)
@@ -87,6 +88,7 @@ def session_rows(analytics: QuerySet[ChatAnalytics], *, by_source: bool = True) 
             group = groups[key] = DailySessionRollup(
                 day=key[0], user_type=key[1], provider=key[2], source=key[3], response_hist={}, ttft_hist={},
                 rating_hist={}, topics={}, issue_topics={}, hours=[0] * 24, human_first_response_hist={},
+                message_sentiments={}, languages={}, conversation_sentiments={}, confusion={},
             )  # fmt: skip
         _add_session(group, row)
     return list(groups.values())
@@ -124,17 +126,95 @@ def _add_session(group: DailySessionRollup, row: dict[str, Any]) -> None:
     group.pending += kind == ChatAnalytics.Resolution.PENDING
     group.escalated += row["escalated_to_human"]
     group.engagement_sum += row["engagement_score"]
-    if row["avg_sentiment"] is not None and row["user_messages"]:
-        group.sentiment_sum += row["avg_sentiment"] * row["user_messages"]
-        group.sentiment_count += row["user_messages"]
+    # `avg_sentiment` is the mean of the session's *scored* visitor messages: weighted by them,
+    # so a message in a language no lexicon covers neither counts as 0 nor dilutes the mean.
+    scored = sum((row["message_sentiments"] or {}).values())
+    if row["avg_sentiment"] is not None and scored:
+        group.sentiment_sum += row["avg_sentiment"] * scored
+        group.sentiment_count += scored
     group.failovers += row["failovers"]
     group.provider_errors += row["provider_errors"]
-    for topic in row["topics_discussed"] or []:
+    for topic in session_topics(row["topics_discussed"], row["session__analysis__topics"]):
         group.topics[topic] = group.topics.get(topic, 0) + 1
         if kind == ChatAnalytics.Resolution.UNRESOLVED:
             group.issue_topics[topic] = group.issue_topics.get(topic, 0) + 1
     group.hours[timezone.localtime(row["started_at"]).hour] += 1
     _add_human_support(group, row)
+    _add_intelligence(group, row)
+
+
+#: The `ChatAnalytics` values (and, through the session, its rating and analysis) that
+#: `_add_intelligence` reads. A session without an analysis or a rating reads None (LEFT JOIN).
+INTELLIGENCE_FIELDS = (
+    "message_sentiments",
+    "unscored_messages",
+    "language",
+    "opening_sentiment",
+    "closing_sentiment",
+    "rule_resolved",
+    "session__rating__resolved",
+    "session__analysis__id",
+    "session__analysis__sentiment_label",
+    "session__analysis__predicted_satisfaction",
+    "session__analysis__predicted_resolved",
+    "session__analysis__topics",
+    "session__analysis__needs_follow_up",
+)
+
+
+def session_topics(tracked: list[str] | None, analysed: list[str] | None) -> list[str]:
+    """A session's topics: the tracker's (knowledge sections, taxonomy keywords), then the
+    analysis's that the tracker did not find, each once; so an analysed history has topics too."""
+    seen = list(dict.fromkeys(tracked or []))
+    return seen + [topic for topic in dict.fromkeys(analysed or []) if topic and topic not in seen]
+
+
+def _add_intelligence(group: DailySessionRollup, row: dict[str, Any]) -> None:
+    """Fold one session's sentiment, trajectory, AI predictions and their checks into the sums."""
+    _count_labels(group.message_sentiments, row["message_sentiments"] or {})
+    group.unscored_messages += row["unscored_messages"]
+    language = row["language"] or ""
+    group.languages[language] = group.languages.get(language, 0) + 1
+    opening, closing = row["opening_sentiment"], row["closing_sentiment"]
+    if opening is not None and closing is not None:
+        group.trajectory_sessions += 1
+        group.opening_sentiment_sum += opening
+        group.closing_sentiment_sum += closing
+        opened_negative = metrics.opened_negative(opening)
+        group.opened_negative += opened_negative
+        group.recovered += opened_negative and metrics.closed_positive(closing)
+    rating = row["satisfaction_rating"]
+    finished = row["resolution"] != ChatAnalytics.Resolution.PENDING
+    predicted = row["session__analysis__predicted_satisfaction"]
+    if row["session__analysis__id"] is not None:
+        group.analyzed_sessions += 1
+        if row["session__analysis__sentiment_label"]:
+            _count_labels(group.conversation_sentiments, {row["session__analysis__sentiment_label"]: 1})
+        group.follow_up_sessions += bool(row["session__analysis__needs_follow_up"])
+    if finished and rating is None:
+        group.unrated_finished += 1
+        if predicted is not None:
+            group.predicted_sessions += 1
+            group.predicted_satisfied += metrics.is_satisfied(predicted)
+            group.predicted_satisfaction_sum += predicted
+    checks = {
+        "satisfaction": (
+            None if predicted is None or rating is None else metrics.is_satisfied(predicted),
+            None if rating is None else metrics.is_satisfied(rating),
+        ),
+        "resolution": (row["session__analysis__predicted_resolved"], row["session__rating__resolved"]),
+        "assumed_rule": (row["rule_resolved"], row["session__rating__resolved"]),
+    }
+    for predictor, (guess, truth) in checks.items():
+        if guess is not None and truth is not None:
+            key = f"{predictor}.{metrics.confusion_cell(predicted=guess, actual=truth)}"
+            group.confusion[key] = group.confusion.get(key, 0) + 1
+
+
+def _count_labels(target: dict[str, int], counts: dict[str, int]) -> None:
+    """Add label counts into `target` in place."""
+    for name, count in counts.items():
+        target[name] = target.get(name, 0) + count
 
 
 def _add_human_support(group: DailySessionRollup, row: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 from django.conf import settings
 
 from analytics import live, recovery
+from analytics.intelligence import hook as intelligence_hook
 from analytics.tracker import AnalyticsTracker, flush_all, trackers
 from assistant import events
 from project import runtime
@@ -39,6 +40,7 @@ def connect() -> None:
     subscribe(events.HandoffChanged, handoff_changed, copies=True)
     runtime.on_startup(recovery.startup)
     runtime.on_new_runtime(lambda rt: rt.before_close(flush_all))
+    intelligence_hook.connect()  # ANALYSIS_ON_CLOSE: analyse sessions once they close
 
 
 # --- the session's tracker in this process ------------------------------------------------------

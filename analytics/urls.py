@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from analytics import exports, views
+from analytics import exports, import_views, views
 
 app_name = "analytics"
 urlpatterns = [
@@ -19,4 +19,5 @@ urlpatterns = [
     path("export/sessions/", exports.export_sessions, name="export-sessions"),
     path("export/messages/", exports.export_messages, name="export-messages"),
     path("export/analytics/", exports.export_analytics, name="export-analytics"),
+    path("imports/", import_views.import_page, name="import"),
 ]

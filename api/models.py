@@ -18,11 +18,12 @@ class ApiKey(models.Model):
         READ = "read", "Read analytics, sessions and usage"
         EXPORT = "export", "Download exports"
         DESK = "desk", "Reserved for the agent desk API"
+        IMPORT = "import", "Import conversations (POST /api/v1/imports/)"
 
     name = models.CharField(max_length=100, help_text="Who or what uses it, e.g. \u201cCRM sync\u201d.")
     prefix = models.CharField(max_length=16, unique=True, editable=False, help_text="Shown; finds the key.")
     secret_hash = models.CharField(max_length=64, editable=False, help_text="SHA-256 of the secret, hex.")
-    scopes = models.JSONField(default=list, help_text="A subset of read, export, desk.")
+    scopes = models.JSONField(default=list, help_text="A subset of read, export, desk, import.")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="api_keys"
     )

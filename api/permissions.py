@@ -1,6 +1,6 @@
 """Who may use a staff endpoint: a staff member's session, or an API key holding the endpoint's scope.
 
-A view names its scope in `required_scope` (`read` or `export`; `desk` is reserved for the agent
+A view names its scope in `required_scope` (`read`, `export` or `import`; `desk` is reserved for the agent
 desk API). An active staff user's session may use every staff endpoint. Errors are precise: no
 credentials is 401, a signed-in user who is not staff 403, a key without the scope 403 naming it.
 """

@@ -74,6 +74,9 @@ class ChatSession(models.Model):
             models.Index(fields=["created_at"], name="chatsession_created_idx"),
             models.Index(fields=["status", "last_seen_at"], name="chatsession_status_seen_idx"),
             models.Index(fields=["user_type", "created_at"], name="chatsession_usertype_idx"),
+            # One visitor's sessions (first-contact resolution, the staff API's visitor filter):
+            # found, not scanned for, when a history import brings a hundred thousand of them.
+            models.Index(fields=["user_type", "external_user_id"], name="chatsession_visitor_idx"),
             # The desk's queue reads the few sessions a person is (or should be) on.
             models.Index(
                 fields=["handoff_state", "updated_at"],

@@ -20,11 +20,13 @@ and exits non-zero if any part did.
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import parts
+
 PARTS = {
     "sessions": ["bench/api_sessions.py"],
     "turns": ["bench/api_turns.py", "--backend", "both"],
@@ -34,17 +36,7 @@ PARTS = {
 
 def main(argv: list[str]) -> int:
     """Run the named parts (all by default); the exit status is the worst of theirs."""
-    names = [name for name in argv if not name.startswith("-")] or list(PARTS)
-    unknown = [name for name in names if name not in PARTS]
-    if unknown:
-        print(f"unknown part(s) {', '.join(unknown)}; choose from {', '.join(PARTS)}", file=sys.stderr)
-        return 2
-    worst = 0
-    for name in names:
-        print(f"\n=== bench/api.py: {name} ===", flush=True)
-        status = subprocess.call([sys.executable, *PARTS[name]], cwd=ROOT)
-        worst = max(worst, status)
-    return worst
+    return parts.run("bench/api.py", PARTS, argv)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,11 @@ logger = logging.getLogger(__name__)
 #: Kinds of background task, waited for in this order by `Runtime.drain` (unknown kinds last).
 REPLIES = "replies"
 TITLES = "titles"
+ANALYSIS = "analysis"  # conversation analyses started when a session closes (analytics.intelligence.hook)
 ANALYTICS = "analytics"
 LIVE = "live"
 SERVICE = "service"  # long-lived loops (sweep, control listener): stopped, not waited for
-DRAIN_ORDER = (REPLIES, TITLES, "subscribers", ANALYTICS, LIVE)
+DRAIN_ORDER = (REPLIES, TITLES, ANALYSIS, "subscribers", ANALYTICS, LIVE)
 
 Hook = Callable[[], Awaitable[None] | None]
 

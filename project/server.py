@@ -21,6 +21,7 @@ other ASGI servers (assistant/consumers.py).
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, ClassVar
 
@@ -169,6 +170,10 @@ class HardenedHTTPFactory(HTTPFactory):
     def buildProtocol(self, addr: Any) -> Any:
         """Build the channel and arm its deadline (cancelled once its headers are complete)."""
         protocol = super().buildProtocol(addr)
+        # Twisted would parse every multipart or form POST body in memory before the application
+        # sees it (and answer an empty 400 of its own when that parse fails); Django parses the
+        # body itself, streaming uploads to disk, so Twisted's copy is pure cost.
+        protocol.requestFactory = functools.partial(protocol.requestFactory, parsePOSTFormSubmission=False)
         channel = getattr(protocol, "_channel", protocol)
         received = channel.allHeadersReceived
         deadline = reactor.callLater(settings.HTTP_HEADER_TIMEOUT_S, _expire, channel, addr)

@@ -61,6 +61,9 @@ def _fast_defaults(settings) -> None:
     # The periodic analytics sweep is driven explicitly by the tests that need it.
     settings.ANALYTICS_RECOVERY_INTERVAL_S = 0
     settings.ALERTS_INTERVAL_S = 0  # the alert sweep too (tests/alerts drive it)
+    # No background analysis of closed sessions (it would send a second request to a test's
+    # fake vendor); tests/analytics/intelligence turns it on where it is the subject.
+    settings.ANALYSIS_ON_CLOSE = "false"
     cache.clear()  # also the response cache and, on Redis, the shared breaker state
     breaker.reset()
     client_warnings.reset()  # one WARNING per client a minute: each test starts with none held back

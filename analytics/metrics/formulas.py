@@ -14,6 +14,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
+from analytics.sentiment import NEGATIVE_MAX, POSITIVE_MIN
+
 Unit = Literal["count", "ms", "duration", "percent", "usd", "score", "rating", "ratio", "tokens"]
 Direction = Literal["up", "down", "flat"]
 
@@ -193,3 +195,69 @@ def is_resolved_at_first_contact(
         return None
     resolved = resolution in {"confirmed", "assumed"} or human_resolved
     return resolved and not visitor_returned
+
+
+# --- Sentiment trajectory and predicted satisfaction ----------------------------------------
+def opened_negative(opening: float) -> bool:
+    """Whether a conversation's opening visitor message is negative (`sentiment.label`'s cut)."""
+    return opening <= NEGATIVE_MAX
+
+
+def closed_positive(closing: float) -> bool:
+    """Whether a conversation's closing visitor message is positive: with a negative opening, "recovered"."""
+    return closing >= POSITIVE_MIN
+
+
+def is_satisfied(score: int) -> bool:
+    """Whether a 1-5 satisfaction score (rated or predicted) counts as satisfied for CSAT and AI CSAT."""
+    return score >= CSAT_MIN_SCORE
+
+
+# --- How right the AI is ----------------------------------------------------------------------
+#: The predictions checked against the visitor's own answer, in the order every surface lists them.
+#: `satisfaction`: predicted score ≥ CSAT_MIN_SCORE vs rated ≥ CSAT_MIN_SCORE; `resolution`: the
+#: analysis's predicted_resolved vs the visitor's "was it resolved?"; `assumed_rule`: the assumed
+#: resolution rule's own verdict vs that answer. Positive class: satisfied / resolved.
+PREDICTORS: tuple[str, ...] = ("satisfaction", "resolution", "assumed_rule")
+#: The cells of a confusion matrix, as the rollups key them ("satisfaction.tp").
+CONFUSION_CELLS: tuple[str, ...] = ("tp", "fp", "fn", "tn")
+
+
+def confusion_cell(*, predicted: bool, actual: bool) -> str:
+    """The confusion-matrix cell of one prediction checked against the truth: tp, fp, fn or tn."""
+    if predicted:
+        return "tp" if actual else "fp"
+    return "fn" if actual else "tn"
+
+
+def confusion_matrix(counts: Mapping[str, int], predictor: str) -> dict[str, int]:
+    """One predictor's cells from the rollups' flat `confusion` counts ("satisfaction.tp": n), and `n`."""
+    cells = {cell: int(counts.get(f"{predictor}.{cell}", 0)) for cell in CONFUSION_CELLS}
+    return {**cells, "n": sum(cells.values())}
+
+
+def accuracy(*, tp: int, fp: int, fn: int, tn: int) -> float | None:
+    """Share (%) of checked predictions that were right; None when nothing was checked."""
+    return rate(tp + tn, tp + fp + fn + tn)
+
+
+def precision(*, tp: int, fp: int) -> float | None:
+    """Share (%) of positive predictions that were right; None (undefined) when nothing was predicted positive."""
+    return rate(tp, tp + fp)
+
+
+def recall(*, tp: int, fn: int) -> float | None:
+    """Share (%) of actual positives the predictor found; None (undefined) when there was no actual positive."""
+    return rate(tp, tp + fn)
+
+
+def f1(*, tp: int, fp: int, fn: int) -> float | None:
+    """Harmonic mean (%) of precision and recall, 2·tp / (2·tp + fp + fn).
+
+    None when precision or recall is undefined: a predictor that never says "positive", or a
+    sample with no positive, has no F1 (0 would read as "always wrong"). A real 0 (positives
+    predicted and present, none right) stays 0.
+    """
+    if precision(tp=tp, fp=fp) is None or recall(tp=tp, fn=fn) is None:
+        return None
+    return rate(2 * tp, 2 * tp + fp + fn)

@@ -8,51 +8,20 @@ from it, so a metric added here reaches every surface; nothing else lists metric
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
 
-from analytics.metrics.formulas import CSAT_MIN_SCORE, ENGAGED_MIN_USER_MESSAGES, Unit, percentile, rate, ratio
+from analytics.metrics.formulas import (
+    CSAT_MIN_SCORE,
+    ENGAGED_MIN_USER_MESSAGES,
+    PREDICTORS,
+    confusion_matrix,
+    percentile,
+    rate,
+    ratio,
+)
+from analytics.metrics.metric import SECTIONS, Metric, Section
+from analytics.metrics.prediction import PREDICTOR_LABELS, accuracy_metrics
 from analytics.metrics.totals import Totals, provider_failover_rate, provider_success_rate
-
-Section = Literal["Sessions", "Messages", "Performance", "Satisfaction", "Human support", "AI usage and cost"]
-#: The weekly report's metric sections, in order (`Metric.section` names one).
-SECTIONS: tuple[Section, ...] = (
-    "Sessions", "Messages", "Performance", "Satisfaction", "Human support", "AI usage and cost"
-)  # fmt: skip
-
-#: A metric's formula over a period's totals.
-Formula = Callable[[Totals], float | int | None]
-
-
-@dataclass(frozen=True, slots=True)
-class Metric:
-    """A metric and everything a surface needs to show it, so that a new metric is added once.
-
-    `formula` computes it from a period's `Totals`, or names the `Totals` field it is; None
-    leaves it out of `summarize`: such a metric is read live (`LIVE`), not over a period. `section` is the weekly report
-    section that lists it (None: not in the report), in registry order. `card` is the position
-    of its headline card on the dashboard (None: no card). Every surface shows `label` and
-    formats the value by `unit`; `higher_is_better` colours a change (None: neither).
-    """
-
-    key: str
-    label: str
-    unit: Unit
-    definition: str
-    higher_is_better: bool | None = None
-    headline: bool = False
-    formula: Formula | str | None = None
-    section: Section | None = None
-    card: int | None = None
-
-    def value(self, totals: Totals) -> float | int | None:
-        """The metric over `totals`; None without a formula, or for a rate over nothing."""
-        if self.formula is None:
-            return None
-        if isinstance(self.formula, str):
-            return getattr(totals, self.formula)  # type: ignore[no-any-return]
-        return self.formula(totals)
 
 
 def _finished(t: Totals) -> int:
@@ -66,6 +35,27 @@ def _rated_replies(t: Totals) -> int:
 
 def _satisfied_ratings(t: Totals) -> int:
     return sum(count for score, count in t.rating_hist.items() if int(score) >= CSAT_MIN_SCORE)
+
+
+def _scored_messages(t: Totals) -> int:
+    return sum(t.message_sentiments.values())
+
+
+def prediction_quality(totals: Totals) -> list[dict[str, object]]:
+    """The confusion matrix and scores of each predictor over a period's totals, for every surface.
+
+    The same registry metrics as `summarize` gives (`<predictor>_accuracy`, …), rounded as they
+    are, beside the four cells and the sample size.
+    """
+    rows: list[dict[str, object]] = []
+    for predictor in PREDICTORS:
+        cells = confusion_matrix(totals.confusion, predictor)
+        row: dict[str, object] = {"predictor": predictor, "label": PREDICTOR_LABELS[predictor], **cells}
+        for score in ("accuracy", "precision", "recall", "f1"):
+            key = f"{predictor}_{score}"
+            row[score] = round_value(key, METRICS[key].value(totals))
+        rows.append(row)
+    return rows
 
 
 # In report order within each section; `card` numbers give the dashboard's order.
@@ -141,7 +131,7 @@ _METRICS = [
     Metric(
         "resolution_rate", "Resolution rate", "percent",
         "Share of finished sessions that were resolved, confirmed by the visitor or assumed.", True, True,
-        formula=lambda t: rate(t.resolved_confirmed + t.resolved_assumed, _finished(t)), section="Performance", card=12,
+        formula=lambda t: rate(t.resolved_confirmed + t.resolved_assumed, _finished(t)), section="Performance", card=13,
     ),
     Metric(
         "confirmed_resolution_rate", "Confirmed resolution rate", "percent",
@@ -156,12 +146,12 @@ _METRICS = [
     ),
     Metric(
         "escalation_rate", "Escalation rate", "percent", "Share of sessions handed to a human.", False, True,
-        formula=lambda t: rate(t.escalated, t.sessions), section="Performance", card=13,
+        formula=lambda t: rate(t.escalated, t.sessions), section="Performance", card=14,
     ),
     Metric(
         "engagement_rate", "Engagement rate", "percent",
         f"Share of sessions in which the visitor sent at least {ENGAGED_MIN_USER_MESSAGES} messages.", True, True,
-        formula=lambda t: rate(t.engaged_sessions, t.sessions), section="Performance", card=14,
+        formula=lambda t: rate(t.engaged_sessions, t.sessions), section="Performance", card=15,
     ),
     Metric(
         "avg_engagement_score", "Engagement score", "score",
@@ -185,6 +175,24 @@ _METRICS = [
     Metric(
         "csat", "CSAT", "percent", "Share of end-of-chat ratings that are 4 or 5.", True, True,
         formula=lambda t: rate(_satisfied_ratings(t), t.ratings), section="Satisfaction", card=11,
+    ),
+    Metric(
+        "ai_csat", "AI CSAT", "percent",
+        "Share of finished sessions with no rating whose AI-predicted satisfaction is 4 or 5, over those that have "
+        "a prediction; read it with its coverage.", True, True,
+        formula=lambda t: rate(t.predicted_satisfied, t.predicted_sessions), section="Satisfaction", card=12,
+        companion="ai_csat_coverage",
+    ),
+    Metric(
+        "ai_csat_coverage", "AI CSAT coverage", "percent",
+        "Share of finished sessions with no rating that have an AI-predicted satisfaction (the sessions AI CSAT "
+        "speaks for).", True,
+        formula=lambda t: rate(t.predicted_sessions, t.unrated_finished), section="Satisfaction",
+    ),
+    Metric(
+        "predicted_satisfaction_avg", "Predicted satisfaction (avg)", "rating",
+        "Mean AI-predicted satisfaction, 1 to 5, of finished sessions with no rating.", True,
+        formula=lambda t: ratio(t.predicted_satisfaction_sum, t.predicted_sessions), section="Satisfaction",
     ),
     Metric(
         "thumbs_up", "Thumbs up", "count", "Replies rated thumbs up.", formula="feedback_up", section="Satisfaction"
@@ -213,13 +221,77 @@ _METRICS = [
     ),
     Metric(
         "avg_sentiment", "Visitor sentiment", "ratio",
-        "Mean VADER compound score of visitor messages, -1 (negative) to 1 (positive).", True,
-        formula=lambda t: ratio(t.sentiment_sum, t.sentiment_count), section="Satisfaction",
+        "Mean sentiment of the visitor messages that could be scored, each in its conversation's language by that "
+        "language's lexicon, -1 (negative) to 1 (positive); messages in an uncovered language are left out.", True,
+        formula=lambda t: ratio(t.sentiment_sum, t.sentiment_count), section="Conversation intelligence",
+    ),
+    Metric(
+        "scored_messages", "Scored visitor messages", "count",
+        "Visitor messages given a sentiment score (their language is covered by an offline lexicon).",
+        formula=_scored_messages, section="Conversation intelligence",
+    ),
+    Metric(
+        "negative_message_rate", "Negative messages", "percent",
+        "Share of scored visitor messages whose sentiment is negative (-0.05 or below).", False,
+        formula=lambda t: rate(t.message_sentiments.get("negative", 0), _scored_messages(t)),
+        section="Conversation intelligence",
+    ),
+    Metric(
+        "positive_message_rate", "Positive messages", "percent",
+        "Share of scored visitor messages whose sentiment is positive (0.05 or above).", True,
+        formula=lambda t: rate(t.message_sentiments.get("positive", 0), _scored_messages(t)),
+        section="Conversation intelligence",
+    ),
+    Metric(
+        "unscored_message_rate", "Unscored messages", "percent",
+        "Share of visitor messages left without a sentiment score: their language has no offline lexicon.", False,
+        formula=lambda t: rate(t.unscored_messages, _scored_messages(t) + t.unscored_messages),
+        section="Conversation intelligence",
+    ),
+    Metric(
+        "avg_opening_sentiment", "Opening sentiment (avg)", "ratio",
+        "Mean sentiment of the first scored visitor message, over conversations with at least two scored.", True,
+        formula=lambda t: ratio(t.opening_sentiment_sum, t.trajectory_sessions), section="Conversation intelligence",
+    ),
+    Metric(
+        "avg_closing_sentiment", "Closing sentiment (avg)", "ratio",
+        "Mean sentiment of the last scored visitor message, over conversations with at least two scored.", True,
+        formula=lambda t: ratio(t.closing_sentiment_sum, t.trajectory_sessions), section="Conversation intelligence",
+    ),
+    Metric(
+        "opened_negative_rate", "Opened negative", "percent",
+        "Share of conversations with at least two scored visitor messages whose first one is negative.", False,
+        formula=lambda t: rate(t.opened_negative, t.trajectory_sessions), section="Conversation intelligence",
+    ),
+    Metric(
+        "recovered_rate", "Recovered", "percent",
+        "Share of the conversations that opened negative whose last scored visitor message is positive.", True,
+        formula=lambda t: rate(t.recovered, t.opened_negative), section="Conversation intelligence",
+    ),
+    Metric(
+        "analyzed_sessions", "Analysed conversations", "count",
+        "Sessions with an AI (or offline) conversation analysis.",
+        formula="analyzed_sessions", section="Conversation intelligence",
+    ),
+    Metric(
+        "analysis_coverage", "Analysis coverage", "percent", "Share of sessions that have a conversation analysis.",
+        True, formula=lambda t: rate(t.analyzed_sessions, t.sessions), section="Conversation intelligence",
+    ),
+    Metric(
+        "negative_conversation_rate", "Negative conversations", "percent",
+        "Share of analysed conversations with a sentiment whose overall sentiment is negative.", False,
+        formula=lambda t: rate(t.conversation_sentiments.get("negative", 0), sum(t.conversation_sentiments.values())),
+        section="Conversation intelligence",
+    ),
+    Metric(
+        "follow_up_sessions", "Need a follow-up", "count",
+        "Analysed conversations the analysis says need a follow-up from a person.", False,
+        formula="follow_up_sessions", section="Conversation intelligence",
     ),
     Metric(
         "handoff_rate", "Handoff rate", "percent",
         "Share of sessions in which the visitor asked for a person, whether one was available or not.", None, True,
-        formula=lambda t: rate(t.handoff_sessions, t.sessions), section="Human support", card=17,
+        formula=lambda t: rate(t.handoff_sessions, t.sessions), section="Human support", card=18,
     ),
     Metric(
         "human_sessions", "Sessions with a person", "count", "Sessions a person claimed or wrote in.",
@@ -233,14 +305,14 @@ _METRICS = [
         "containment_rate", "Containment rate", "percent",
         "Share of finished sessions that were resolved with no person involved (none claimed or wrote in them).",
         True, True,
-        formula=lambda t: rate(t.contained, _finished(t)), section="Human support", card=18,
+        formula=lambda t: rate(t.contained, _finished(t)), section="Human support", card=19,
     ),
     Metric(
         "avg_human_first_response_ms", "First human response (avg)", "duration",
         "Mean time from a visitor's request for a person to the first agent message, over answered requests.",
         False, True,
         formula=lambda t: ratio(t.human_first_response_ms_sum, t.human_first_response_count),
-        section="Human support", card=19,
+        section="Human support", card=20,
     ),
     Metric(
         "p50_human_first_response_ms", "First human response p50", "duration",
@@ -257,30 +329,30 @@ _METRICS = [
         "avg_agent_response_ms", "Agent response time", "duration",
         "Per conversation, the mean time from each agent message back to the latest visitor message before it; "
         "then the mean over conversations.", False, True,
-        formula=lambda t: ratio(t.agent_response_ms_sum, t.agent_response_sessions), section="Human support", card=20,
+        formula=lambda t: ratio(t.agent_response_ms_sum, t.agent_response_sessions), section="Human support", card=21,
     ),
     Metric(
         "avg_human_resolution_ms", "Human resolution time", "duration",
         "Mean time from a visitor's request for a person to the agent marking it resolved.", False, True,
         formula=lambda t: ratio(t.human_resolution_ms_sum, t.human_resolution_count), section="Human support",
-        card=21,
+        card=22,
     ),
     Metric(
         "fcr_rate", "First-contact resolution", "percent",
         "Share of finished sessions of identified visitors that were resolved, by the assistant or a person, "
         "with no new session from that visitor within FCR_WINDOW_DAYS (7 days by default).", True, True,
-        formula=lambda t: rate(t.fcr_resolved, t.fcr_sessions), section="Human support", card=22,
+        formula=lambda t: rate(t.fcr_resolved, t.fcr_sessions), section="Human support", card=23,
     ),
     Metric(
-        "waiting_now", "Waiting for a person", "count", "Visitors waiting for a person right now.", False, card=15
+        "waiting_now", "Waiting for a person", "count", "Visitors waiting for a person right now.", False, card=16
     ),
     Metric(
         "longest_wait_ms", "Longest wait now", "duration",
-        "How long the visitor who has waited longest for a person right now has been waiting.", False, card=16,
+        "How long the visitor who has waited longest for a person right now has been waiting.", False, card=17,
     ),
     Metric(
         "tokens", "Tokens", "tokens", "Input plus output tokens of every provider call.", None, True,
-        formula=lambda t: t.input_tokens + t.output_tokens, section="AI usage and cost", card=25,
+        formula=lambda t: t.input_tokens + t.output_tokens, section="AI usage and cost", card=26,
     ),
     Metric(
         "input_tokens", "Input tokens", "tokens", "Prompt tokens of every provider call, cached included.",
@@ -293,11 +365,11 @@ _METRICS = [
     Metric(
         "cost_usd", "AI cost", "usd",
         "Price-table cost of every priced provider call; calls of unpriced models are counted apart.", False, True,
-        formula=lambda t: float(t.cost_usd), section="AI usage and cost", card=23,
+        formula=lambda t: float(t.cost_usd), section="AI usage and cost", card=24,
     ),
     Metric(
         "cost_per_session", "Cost per session", "usd", "AI cost divided by sessions.", False, True,
-        formula=lambda t: ratio(float(t.cost_usd), t.sessions), section="AI usage and cost", card=24,
+        formula=lambda t: ratio(float(t.cost_usd), t.sessions), section="AI usage and cost", card=25,
     ),
     Metric(
         "price_unknown_calls", "Unpriced calls", "count", "Calls that used tokens of a model with no price.",
@@ -323,18 +395,19 @@ _METRICS = [
         "provider_success_rate", "Provider success rate", "percent",
         "Share of provider calls attempted (not skipped by the circuit breaker) that answered.", True, True,
         formula=lambda t: provider_success_rate(ok=t.calls_ok, attempted=t.calls_attempted),
-        section="AI usage and cost", card=26,
+        section="AI usage and cost", card=27,
     ),
     Metric(
         "failover_rate", "Failover rate", "percent",
         "Share of provider calls after which another provider had to take over.", False, True,
         formula=lambda t: provider_failover_rate(failed_over=t.calls_failed_over, attempted=t.calls_attempted),
-        section="AI usage and cost", card=27,
+        section="AI usage and cost", card=28,
     ),
     Metric(
         "failovers", "Failovers", "count", "Times a reply moved to the next provider.",
         formula="failovers", section="AI usage and cost",
     ),
+    *accuracy_metrics(),
 ]  # fmt: skip
 #: The registry, by key. Every surface below reads it when it runs, never a copy of its own.
 METRICS: dict[str, Metric] = {metric.key: metric for metric in _METRICS}
@@ -379,6 +452,7 @@ def definitions() -> dict[str, dict[str, object]]:
             "headline": metric.headline,
             "section": metric.section,
             "card": metric.card,
+            "companion": metric.companion,
             "live": key in LIVE,
         }
         for key, metric in METRICS.items()
@@ -386,6 +460,16 @@ def definitions() -> dict[str, dict[str, object]]:
 
 
 BREAKDOWN_DEFINITIONS = {
+    "prediction_quality": "How right the AI is: per predictor (predicted satisfaction, predicted resolution, the "
+    "assumed-resolution rule), the confusion matrix against what visitors answered (tp, fp, fn, tn; positive = "
+    "satisfied / resolved), the sample size n and accuracy, precision, recall and F1 in %.",
+    "sentiment": "Visitor messages per sentiment label (negative, neutral, positive, unscored: an uncovered "
+    "language), and analysed conversations per overall sentiment.",
+    "sources": "The period's key numbers side by side per source (widget, api, import:<format>): sessions, "
+    "messages, CSAT, AI CSAT and its coverage, resolution, first-contact resolution, agent response time, "
+    "sentiment, negative conversations, recovered, and the top topics; each column equals the dashboard "
+    "filtered to that source.",
+    "languages": "Sessions per visitor language (ISO 639-1, detected on the visitor's text; blank when unknown).",
     "top_topics": "Topics of the period's sessions: knowledge sections the replies used and taxonomy keywords.",
     "common_issues": "Topics of the period's unresolved sessions.",
     "user_types": "Sessions by the kind of visitor the site identified (anonymous when not identified).",

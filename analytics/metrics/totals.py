@@ -60,6 +60,23 @@ class Totals:
     agent_response_ms_sum: int = 0
     fcr_sessions: int = 0
     fcr_resolved: int = 0
+    # Sentiment, trajectory, AI predictions and their accuracy (docs/analytics.md):
+    message_sentiments: dict[str, int] = field(default_factory=dict)
+    unscored_messages: int = 0
+    languages: dict[str, int] = field(default_factory=dict)
+    trajectory_sessions: int = 0
+    opening_sentiment_sum: float = 0.0
+    closing_sentiment_sum: float = 0.0
+    opened_negative: int = 0
+    recovered: int = 0
+    analyzed_sessions: int = 0
+    conversation_sentiments: dict[str, int] = field(default_factory=dict)
+    unrated_finished: int = 0
+    predicted_sessions: int = 0
+    predicted_satisfied: int = 0
+    predicted_satisfaction_sum: int = 0
+    follow_up_sessions: int = 0
+    confusion: dict[str, int] = field(default_factory=dict)
     # From the provider rollup:
     calls: int = 0
     calls_attempted: int = 0
@@ -106,7 +123,18 @@ class Totals:
         self.price_unknown_calls += int(row["price_unknown_calls"])  # type: ignore[call-overload]
 
 
-_DICT_FIELDS = {"response_hist", "ttft_hist", "rating_hist", "topics", "issue_topics", "human_first_response_hist"}
+_DICT_FIELDS = {
+    "response_hist",
+    "ttft_hist",
+    "rating_hist",
+    "topics",
+    "issue_topics",
+    "human_first_response_hist",
+    "message_sentiments",
+    "languages",
+    "conversation_sentiments",
+    "confusion",
+}
 _PROVIDER_FIELDS = {
     "calls",
     "calls_attempted",

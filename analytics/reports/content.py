@@ -33,7 +33,12 @@ BREAKDOWN_TITLES = {
     "providers": "AI usage by provider",
     "models": "AI usage by model",
     "agents": "Human support by agent",
+    "prediction_quality": "How right the AI is: confusion matrices",
+    "sentiment": "Sentiment distribution",
+    "languages": "Languages",
 }
+#: The confusion-matrix table's title.
+PREDICTION_TITLE = BREAKDOWN_TITLES["prediction_quality"]
 #: The per-agent table's title; left out of a report whose period no person answered in.
 AGENTS_TITLE = BREAKDOWN_TITLES["agents"]
 
@@ -228,4 +233,38 @@ def daily_rows(data: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
         ]
         for day in data.get("daily", [])
     ]
+    return headers, rows
+
+
+_SCORES = ("accuracy", "precision", "recall", "f1")
+
+
+def prediction_rows(data: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The "How right the AI is" table: per predictor, its confusion matrix against what visitors
+    answered (positive = satisfied / resolved), the sample size and the scores."""
+    headers = ["Predictor", "Checked", "TP", "FP", "FN", "TN", "Accuracy", "Precision", "Recall", "F1"]
+    rows = [
+        [
+            str(row["label"]),
+            count(row["n"]),
+            *(count(row[cell]) for cell in ("tp", "fp", "fn", "tn")),
+            *(format_value(f"{row['predictor']}_{score}", row.get(score)) for score in _SCORES),
+        ]
+        for row in data.get("prediction_quality", [])
+    ]
+    return headers, rows
+
+
+def sentiment_rows(data: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The "Sentiment distribution" table: visitor messages and analysed conversations per label."""
+    headers = ["Sentiment", "Visitor messages", "Conversations"]
+    sentiment = data.get("sentiment") or {}
+    messages, conversations = sentiment.get("messages", {}), sentiment.get("conversations", {})
+    if not any(messages.values()) and not any(conversations.values()):
+        return headers, []
+    rows = [
+        [name.capitalize(), count(messages.get(name, 0)), count(conversations.get(name, 0))]
+        for name in ("negative", "neutral", "positive")
+    ]
+    rows.append(["Unscored (uncovered language)", count(messages.get("unscored", 0)), ""])
     return headers, rows

@@ -22,9 +22,11 @@ from analytics.reports.content import (
     is_empty,
     model_rows,
     period_title,
+    prediction_rows,
     previous,
     provider_rows,
     sections,
+    sentiment_rows,
     subtitle,
 )
 from analytics.reports.format import (
@@ -212,6 +214,8 @@ def render_html(data: Mapping[str, Any]) -> str:
         ("AI usage by provider", provider_rows(data), 1),
         ("AI usage by model", model_rows(data), 3),
         ("Human support by agent", agent_rows(data), 1),
+        ("How right the AI is: confusion matrices (positive = satisfied / resolved)", prediction_rows(data), 1),
+        ("Sentiment distribution", sentiment_rows(data), 1),
     ):
         if not rows and heading.lower() == AGENTS_TITLE.lower():
             continue  # a site where no person answers visitors has no such table

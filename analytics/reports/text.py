@@ -16,9 +16,11 @@ from analytics.reports.content import (
     is_empty,
     model_rows,
     period_title,
+    prediction_rows,
     previous,
     provider_rows,
     sections,
+    sentiment_rows,
     subtitle,
 )
 from analytics.reports.format import NO_DATA, count, format_change, format_value, hour, label, metric_display, plural
@@ -99,6 +101,8 @@ def render_text(data: Mapping[str, Any]) -> str:
         ("AI USAGE BY PROVIDER", provider_rows(data), 1),
         ("AI USAGE BY MODEL", model_rows(data), 3),
         ("HUMAN SUPPORT BY AGENT", agent_rows(data), 1),
+        ("HOW RIGHT THE AI IS (CONFUSION MATRICES; POSITIVE = SATISFIED / RESOLVED)", prediction_rows(data), 1),
+        ("SENTIMENT DISTRIBUTION", sentiment_rows(data), 1),
     ):
         if not rows and heading.lower() == AGENTS_TITLE.lower():
             continue  # a site where no person answers visitors has no such table

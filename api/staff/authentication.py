@@ -75,5 +75,5 @@ class ApiKeyScheme(OpenApiAuthenticationExtension):
             "scheme": "bearer",
             "bearerFormat": "pk_<prefix>_<secret>",
             "description": "An API key (admin → API keys, or `manage.py api_key create`), with the scope the "
-            "operation needs: `read` or `export`.",
+            "operation needs: `read`, `export` or `import`.",
         }

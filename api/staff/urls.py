@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from api.staff import imports
 from api.staff.views import exports, numbers, sessions
 
 urlpatterns = [
@@ -16,4 +17,5 @@ urlpatterns = [
     path("exports/sessions/", exports.SessionsExportView.as_view(), name="staff-export-sessions"),
     path("exports/messages/", exports.MessagesExportView.as_view(), name="staff-export-messages"),
     path("exports/analytics/", exports.AnalyticsExportView.as_view(), name="staff-export-analytics"),
+    path("imports/", imports.ImportView.as_view(), name="staff-imports"),
 ]

@@ -11,6 +11,7 @@ import abc
 import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from assistant.knowledge import SearchHit
 
@@ -35,6 +36,11 @@ class ReplyRequest:
     system_prompt: str = ""
     history_tokens: int = 2000
     with_knowledge: bool = True  # False for side tasks such as titles: the system prompt alone
+    #: A JSON schema the reply must follow (structured output: OpenAI `json_schema`, Gemini
+    #: `response_json_schema`; Anthropic gets it in the system prompt). None: free text.
+    response_schema: Mapping[str, Any] | None = None
+    #: The schema's name, as OpenAI's `json_schema.name` wants one (letters, digits, _ and -).
+    response_name: str = "response"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +132,15 @@ class ProviderTimeout(ProviderError):
 
     retryable: bool = True
     kind: str = field(default="timeout", init=False)
+
+
+@dataclass
+class ProviderRefused(ProviderError):
+    """The model declined to answer (OpenAI `refusal`, Anthropic `stop_reason: refusal`, Gemini
+    `finishReason: SAFETY` or a blocked prompt). Asking the same model again gets the same
+    answer: not retried, the next provider is asked."""
+
+    kind: str = field(default="refused", init=False)
 
 
 @dataclass

@@ -4,6 +4,11 @@
 supported SDK for the Gemini API (and Vertex AI), with native asyncio. Streaming is
 `streamGenerateContent?alt=sse`; usage comes in `usageMetadata`. The SDK's retries (tenacity)
 are off: the router owns retries.
+
+Structured output: `response_mime_type="application/json"` with the request's schema as
+`response_json_schema`. A reply blocked by the safety filters ends with `finishReason: SAFETY`
+(or PROHIBITED_CONTENT, BLOCKLIST, SPII, RECITATION), a blocked prompt comes back with
+`promptFeedback.blockReason`: both raise `ProviderRefused`.
 """
 
 from __future__ import annotations
@@ -13,9 +18,12 @@ from collections.abc import AsyncIterator
 from google import genai
 from google.genai import types
 
-from assistant.providers.base import ReplyRequest, StreamEvent, TextChunk, UsageReport
+from assistant.providers.base import ProviderRefused, ReplyRequest, StreamEvent, TextChunk, UsageReport
 from assistant.providers.cloud import CloudProvider
 from assistant.providers.prompt import conversation, system_text
+
+#: Finish reasons meaning the model's answer was withheld, not complete.
+_REFUSED = frozenset({"SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "RECITATION", "IMAGE_SAFETY"})
 
 
 class GeminiProvider(CloudProvider):
@@ -54,6 +62,9 @@ class GeminiProvider(CloudProvider):
             temperature=self.temperature,
             max_output_tokens=self.max_tokens,
         )
+        if request.response_schema is not None:
+            config.response_mime_type = "application/json"
+            config.response_json_schema = dict(request.response_schema)
         usage: UsageReport | None = None
         with self.vendor_errors():
             # Lazy: the request (and any status or connection error) happens at the first iteration.
@@ -61,6 +72,7 @@ class GeminiProvider(CloudProvider):
                 model=self.model, contents=contents, config=config
             )
             async for chunk in stream:
+                _check_refusal(chunk, self.name)
                 text = _text_of(chunk)
                 if text:
                     yield TextChunk(text)
@@ -73,6 +85,22 @@ class GeminiProvider(CloudProvider):
                     )
         if usage is not None:
             yield usage
+
+
+def _check_refusal(chunk: types.GenerateContentResponse, provider: str) -> None:
+    """Raise ProviderRefused when the prompt was blocked or the answer withheld."""
+    feedback = chunk.prompt_feedback
+    if feedback is not None and feedback.block_reason:
+        raise ProviderRefused(f"refusal: prompt blocked ({_name(feedback.block_reason)})", provider)
+    if chunk.candidates:
+        reason = _name(chunk.candidates[0].finish_reason)
+        if reason in _REFUSED:
+            raise ProviderRefused(f"refusal: finishReason {reason}", provider)
+
+
+def _name(value: object) -> str:
+    """An SDK enum's name, or the raw string an unknown value arrives as."""
+    return str(getattr(value, "value", value) or "")
 
 
 def _text_of(chunk: types.GenerateContentResponse) -> str:

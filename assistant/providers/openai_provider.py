@@ -4,6 +4,11 @@ Streaming with `stream_options.include_usage`, so token usage arrives as the str
 chunk. The SDK sends and checks the request; the SSE chunks are read here
 (`cloud.sse_events`), including an `{"error": …}` chunk some servers send mid-stream. The SDK's
 own retries are off (`max_retries=0`): the router owns retries and failover.
+
+Structured output (`ReplyRequest.response_schema`) is `response_format: json_schema` with
+`strict: true`. A model that declines streams its reason as `delta.refusal` instead of
+`delta.content` (and a filtered reply ends with `finish_reason: content_filter`): both raise
+`ProviderRefused` once the stream ends, so the router asks the next provider.
 """
 
 from __future__ import annotations
@@ -13,7 +18,14 @@ from collections.abc import AsyncIterator
 
 import openai
 
-from assistant.providers.base import ProviderRetryable, ReplyRequest, StreamEvent, TextChunk, UsageReport
+from assistant.providers.base import (
+    ProviderRefused,
+    ProviderRetryable,
+    ReplyRequest,
+    StreamEvent,
+    TextChunk,
+    UsageReport,
+)
 from assistant.providers.cloud import CloudProvider, sse_events
 from assistant.providers.prompt import conversation, system_text
 
@@ -40,7 +52,14 @@ class OpenAIProvider(CloudProvider):
         limit = {"max_tokens" if self.base_url else "max_completion_tokens": self.max_tokens}
         if self.temperature is not None:
             limit["temperature"] = self.temperature  # type: ignore[assignment]
+        if request.response_schema is not None:
+            limit["response_format"] = {  # type: ignore[assignment]
+                "type": "json_schema",
+                "json_schema": {"name": request.response_name, "schema": request.response_schema, "strict": True},
+            }
         usage: UsageReport | None = None
+        refusal: list[str] = []
+        filtered = False
         with self.vendor_errors():
             # The SDK builds, sends and checks the request (a 4xx/5xx raises its typed error);
             # the body's SSE lines are parsed here with json.loads (see cloud.sse_events).
@@ -60,9 +79,13 @@ class OpenAIProvider(CloudProvider):
                         raise ProviderRetryable(f"error event: {error.get('message') or error}", self.name)
                     choices = chunk.get("choices")
                     if choices:
-                        text = (choices[0].get("delta") or {}).get("content")
+                        delta = choices[0].get("delta") or {}
+                        text = delta.get("content")
                         if text:
                             yield TextChunk(text)
+                        if delta.get("refusal"):
+                            refusal.append(delta["refusal"])
+                        filtered = filtered or choices[0].get("finish_reason") == "content_filter"
                     reported = chunk.get("usage")
                     if reported:
                         details = reported.get("prompt_tokens_details") or {}
@@ -71,5 +94,7 @@ class OpenAIProvider(CloudProvider):
                             output_tokens=reported.get("completion_tokens"),
                             cached_tokens=details.get("cached_tokens"),
                         )
+        if refusal or filtered:
+            raise ProviderRefused(f"refusal: {''.join(refusal) or 'content filter'}"[:300], self.name)
         if usage is not None:
             yield usage

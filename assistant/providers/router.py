@@ -39,6 +39,7 @@ from assistant.providers.base import (
     ProviderBadRequest,
     ProviderError,
     ProviderInterrupted,
+    ProviderRefused,
     ProviderTimeout,
     ReplyRequest,
     TextChunk,
@@ -225,7 +226,10 @@ class Router:
         """Count the attempt's result; True when this failure opened the provider's breaker."""
         if provider.name == "local":
             return False
-        return await self.breaker.record(provider.name, ok=error is None, fatal=takes_provider_out(error))
+        # A refusal is the model judging this content: the vendor is healthy, and a batch of
+        # sensitive conversations must not open the breaker the visitors' replies depend on.
+        healthy = error is None or isinstance(error, ProviderRefused)
+        return await self.breaker.record(provider.name, ok=healthy, fatal=takes_provider_out(error))
 
     @staticmethod
     def _log_refusal(provider: AIProvider, error: ProviderError, *, opened: bool) -> None:

@@ -11,6 +11,15 @@ visitor's message, the reply's final state), `feedback` (thumbs, survey, widget 
 """
 
 from assistant.services.feedback import event_record, feedback_upsert, session_rate
+from assistant.services.imports import (
+    ImportedMessage,
+    ImportedSession,
+    copying,
+    ids_allocate,
+    imported_sessions_write,
+    rows_copy,
+    tables_analyze,
+)
 from assistant.services.sessions import (
     Identity,
     PageContext,
@@ -47,15 +56,20 @@ __all__ = [
     "PROMPT_HISTORY_TURNS",
     "TITLE_CHARS",
     "Identity",
+    "ImportedMessage",
+    "ImportedSession",
     "PageContext",
     "ProviderCallRecord",
     "ReplyOutcome",
     "SessionOpened",
     "TurnStarted",
     "call_record",
+    "copying",
     "event_record",
     "feedback_upsert",
     "hash_token",
+    "ids_allocate",
+    "imported_sessions_write",
     "make_title",
     "processes_dead",
     "provider_calls_record",
@@ -63,6 +77,7 @@ __all__ = [
     "reply_checkpoint",
     "reply_failover",
     "reply_finish",
+    "rows_copy",
     "session_end",
     "session_materialize",
     "session_open",
@@ -71,5 +86,6 @@ __all__ = [
     "session_token",
     "silent_before",
     "stale_before",
+    "tables_analyze",
     "turn_begin",
 ]

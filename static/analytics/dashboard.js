@@ -110,6 +110,7 @@
       end_date: query.get("end_date") || "",
       user_type: query.get("user_type") || "",
       provider: query.get("provider") || "",
+      source: query.get("source") || "",
     };
     if (next.start_date || next.end_date) next.range = "custom";
     if (next.range !== "custom" && RANGES.indexOf(next.range) === -1) next.range = DEFAULT_RANGE;
@@ -126,6 +127,7 @@
     }
     if (current.user_type) query.set("user_type", current.user_type);
     if (current.provider) query.set("provider", current.provider);
+    if (current.source) query.set("source", current.source);
     return query;
   }
 
@@ -141,6 +143,7 @@
     form.elements.end_date.value = state.end_date;
     form.elements.user_type.value = state.user_type;
     form.elements.provider.value = state.provider;
+    form.elements.source.value = state.source;
   }
 
   function stateFromForm() {
@@ -151,6 +154,7 @@
       end_date: range === "custom" ? form.elements.end_date.value : "",
       user_type: form.elements.user_type.value,
       provider: form.elements.provider.value,
+      source: form.elements.source.value,
     };
     if (range === "custom" && !next.start_date && !next.end_date && lastPeriod) {
       next.start_date = lastPeriod.start; // switching to custom starts from the dates shown
@@ -274,12 +278,19 @@
       var defId = "ca-def-" + key;
       var value = el("p", { className: "ca-kpi-value", "data-testid": "kpi-" + key, text: "…" });
       var change = el("p", { className: "ca-kpi-change" });
+      // A number never read without another (AI CSAT and its coverage) shows it on the card.
+      var companionKey = metric.companion && DEFINITIONS[metric.companion] ? metric.companion : null;
+      var companion = companionKey ? el("p", {
+        className: "ca-kpi-companion", "data-testid": "kpi-companion-" + key, "data-metric": companionKey,
+        title: definition(companionKey),
+      }) : null;
       var card = el("div", {
         className: "ca-kpi", "data-kpi": key, title: metric.definition, role: "group",
         "aria-labelledby": "ca-label-" + key, "aria-describedby": defId,
       }, [
         el("h3", { className: "ca-kpi-label", id: "ca-label-" + key, text: metric.label }),
         value,
+        companion,
         change,
         el("p", { className: "visually-hidden", id: defId, text: metric.definition }),
       ]);
@@ -290,7 +301,7 @@
         change.textContent = key === "live_sessions" ? "open sessions with recent visitor activity" : "right now";
       }
       holder.appendChild(card);
-      cards[key] = { card: card, value: value, change: change };
+      cards[key] = { card: card, value: value, change: change, companion: companion };
     });
   }
 
@@ -348,7 +359,7 @@
   function liveApplies() {
     // Events carry no visitor type, and visitor messages no provider: with those filters the
     // cards wait for the re-read. A custom period counts live events only if it includes today.
-    if (state.user_type || state.provider) return false;
+    if (state.user_type || state.provider || state.source) return false;
     return state.range !== "custom" || !state.end_date || state.end_date >= localToday();
   }
 
@@ -373,6 +384,12 @@
     lastPeriod = data.period;
     var metrics = data.metrics || {};
     CARDS.forEach(function (key) {
+      var companion = cards[key] && cards[key].companion;
+      if (companion) {
+        var other = companion.dataset.metric;
+        companion.textContent = DEFINITIONS[other].label + ": " + format(other, metrics[other]);
+        companion.dataset.value = isNumber(metrics[other]) ? String(metrics[other]) : "";
+      }
       if (isLive(key) || key === "sessions" || key === "messages") return;
       setValue(key, metrics[key]);
       setChange(key, (data.changes || {})[key], data.previous_period);
@@ -402,6 +419,7 @@
     var filters = data.filters || {};
     if (filters.user_type) text += " · " + (USER_TYPES[filters.user_type] || filters.user_type) + " visitors";
     if (filters.provider) text += " · " + filters.provider;
+    if (filters.source) text += " · " + sourceName(filters.source);
     return text;
   }
 
@@ -410,6 +428,7 @@
     query.set("start_date", period.start);
     query.set("end_date", period.end);
     if (state.user_type) query.set("user_type", state.user_type);
+    if (state.source) query.set("source", state.source);
     Array.prototype.forEach.call(document.querySelectorAll("a[data-export]"), function (link) {
       link.href = link.pathname + "?" + query.toString();
     });
@@ -615,11 +634,86 @@
     topicChart("chart-topics", data.top_topics || [], PALETTE[0]);
     topicChart("chart-issues", data.common_issues || [], PALETTE[3]);
 
+    renderIntelligence(data);
+
     var types = data.user_types || [];
     draw("chart-user-types", "doughnut", {
       labels: types.map(function (row) { return USER_TYPES[row.user_type] || row.user_type; }),
       datasets: [{ label: "Sessions", data: types.map(function (row) { return row.sessions; }), backgroundColor: PALETTE.slice(0, types.length) }],
     }, { plugins: { legend: { position: "bottom" } } }, types.length === 0);
+  }
+
+  // --- Conversation intelligence: sentiment, trajectory, how right the AI is -----------------
+  var SENTIMENTS = ["negative", "neutral", "positive"];
+  var SENTIMENT_COLORS = { negative: "#c0504d", neutral: "#7f8c8d", positive: "#4caf7d", unscored: "#d9d9d9" };
+
+  function renderIntelligence(data) {
+    var metrics = data.metrics || {};
+    var sentiment = data.sentiment || { messages: {}, conversations: {} };
+    var labels = SENTIMENTS.concat(["unscored"]);
+    var messageCounts = labels.map(function (name) { return sentiment.messages[name] || 0; });
+    var conversationCounts = labels.map(function (name) { return name === "unscored" ? null : sentiment.conversations[name] || 0; });
+    draw("chart-sentiment", "bar", {
+      labels: labels.map(function (name) { return name.charAt(0).toUpperCase() + name.slice(1); }),
+      datasets: [
+        { label: "Visitor messages", definitionKey: "negative_message_rate", data: messageCounts, backgroundColor: labels.map(function (name) { return SENTIMENT_COLORS[name]; }) },
+        { label: "Analysed conversations", definitionKey: "negative_conversation_rate", data: conversationCounts, backgroundColor: PALETTE[0] },
+      ],
+    }, { scales: { y: { beginAtZero: true, ticks: { precision: 0 } } }, plugins: { tooltip: { callbacks: { footer: definitionFooter } } } },
+    messageCounts.concat(conversationCounts).every(function (value) { return !value; }));
+
+    fillTable("ca-trajectory", [
+      "avg_opening_sentiment", "avg_closing_sentiment", "opened_negative_rate", "recovered_rate",
+      "avg_sentiment", "unscored_message_rate", "negative_conversation_rate", "follow_up_sessions",
+    ].filter(function (key) { return DEFINITIONS[key]; }).map(function (key) {
+      return { key: key };
+    }), [
+      { value: function (row) { return el("span", { title: DEFINITIONS[row.key].definition, text: DEFINITIONS[row.key].label }); } },
+      { value: function (row) { return format(row.key, metrics[row.key]); }, className: "num" },
+    ], "No data for this period.", function (row) { return { "data-metric": row.key }; });
+
+    renderSources(data.sources || []);
+
+    fillTable("ca-prediction", data.prediction_quality || [], [
+      { value: function (row) { return row.label; } },
+      { value: function (row) { return count(row.n); }, className: "num" },
+      { value: function (row) { return count(row.tp); }, className: "num" },
+      { value: function (row) { return count(row.fp); }, className: "num" },
+      { value: function (row) { return count(row.fn); }, className: "num" },
+      { value: function (row) { return count(row.tn); }, className: "num" },
+      { value: function (row) { return format(row.predictor + "_accuracy", row.accuracy); }, className: "num" },
+      { value: function (row) { return format(row.predictor + "_precision", row.precision); }, className: "num" },
+      { value: function (row) { return format(row.predictor + "_recall", row.recall); }, className: "num" },
+      { value: function (row) { return format(row.predictor + "_f1", row.f1); }, className: "num" },
+    ], "No prediction to check in this period.", function (row) { return { "data-predictor": row.predictor }; });
+  }
+
+  var SOURCE_NAMES = { widget: "Widget", api: "API", "import:fb-grouped": "Imported (Facebook)", "import:jsonl": "Imported (JSON lines)", "import:csv": "Imported (CSV)" };
+
+  function sourceName(source) {
+    return SOURCE_NAMES[source] || source;
+  }
+
+  function renderSources(rows) {
+    // One column per source, one row per metric: the numbers of each source side by side.
+    var table = document.getElementById("ca-sources");
+    var head = table.tHead.rows[0];
+    while (head.cells.length > 1) head.deleteCell(1);
+    rows.forEach(function (row) {
+      head.appendChild(el("th", { scope: "col", className: "num", "data-source": row.source, text: sourceName(row.source) }));
+    });
+    var keys = rows.length ? Object.keys(rows[0].metrics).filter(function (key) { return DEFINITIONS[key]; }) : [];
+    var lines = keys.map(function (key) { return { key: key }; });
+    if (rows.length) lines.push({ key: "top_topics" });
+    fillTable("ca-sources", lines, [{ value: function (line) {
+      if (line.key === "top_topics") return "Top topics";
+      return el("span", { title: DEFINITIONS[line.key].definition, text: DEFINITIONS[line.key].label });
+    } }].concat(rows.map(function (row) {
+      return { className: "num", value: function (line) {
+        if (line.key === "top_topics") return row.top_topics.map(function (item) { return shortTopic(item.topic); }).join(", ") || "—";
+        return format(line.key, row.metrics[line.key]);
+      } };
+    })), "No sessions in this period.", function (line) { return { "data-metric": line.key }; });
   }
 
   function topicChart(id, rows, color) {
@@ -692,7 +786,8 @@
     return isNumber(value) ? format("avg_rating", value) : "—";
   }
 
-  function fillTable(id, rows, columns, emptyText) {
+  // `attrs` gives a row's attributes (default: its session id, for the transcript links).
+  function fillTable(id, rows, columns, emptyText, attrs) {
     var body = document.getElementById(id).tBodies[0];
     body.textContent = "";
     if (!rows.length) {
@@ -700,7 +795,7 @@
       return;
     }
     rows.forEach(function (row) {
-      var tr = el("tr", { "data-session-id": row.session_id });
+      var tr = el("tr", attrs ? attrs(row) : { "data-session-id": row.session_id });
       columns.forEach(function (column) {
         tr.appendChild(cell(column.value(row), column.className));
       });

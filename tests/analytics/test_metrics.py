@@ -193,7 +193,7 @@ def test_report_sections_follow_the_registry_in_order() -> None:
 def test_dashboard_cards_are_numbered_without_gaps_each_with_a_number_to_show() -> None:
     cards = metrics.cards()
     assert cards[:4] == ["live_sessions", "sessions", "messages", "messages_per_session"]
-    assert len(cards) == 27
+    assert len(cards) == 28
     positions = [metrics.METRICS[key].card for key in cards]
     assert positions == list(range(1, len(cards) + 1))  # no two cards in one place, no gap
     for key in cards:
@@ -212,6 +212,7 @@ def test_definitions_hand_the_dashboard_every_metric_with_its_card_and_section()
         "headline": True,
         "section": "Sessions",
         "card": 2,
+        "companion": None,
         "live": False,
     }
     assert definitions["live_sessions"]["card"] == 1 and definitions["live_sessions"]["section"] is None

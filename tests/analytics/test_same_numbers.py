@@ -82,7 +82,8 @@ def test_report_json_equals_the_selectors_for_every_metric_and_breakdown(week) -
     assert report["metrics"] == summary["metrics"]
     assert report["changes"] == summary["changes"]
     breakdowns = selectors.breakdowns(PERIOD)
-    for key in ["top_topics", "common_issues", "user_types", "peak_hours", "providers", "models"]:
+    for key in ["top_topics", "common_issues", "user_types", "peak_hours", "providers", "models",
+                "prediction_quality", "sentiment", "languages"]:  # fmt: skip
         assert report[key] == breakdowns[key], key
     for key, value in EXPECTED.items():
         assert report["metrics"][key] == value, key
@@ -245,3 +246,39 @@ def test_human_support_numbers_and_agents_are_the_same_on_every_surface(human_we
     assert list(rows) == [metrics.METRICS[key].label for key in keys]
     for key in keys:
         assert rows[metrics.METRICS[key].label][0] == reports.format_value(key, summary[key]), key
+
+
+# --- Conversation intelligence: the same numbers on every surface -------------------------------
+@pytest.mark.django_db
+def test_intelligence_numbers_are_the_same_on_the_dashboard_api_exports_and_report(staff: Client, settings) -> None:
+    """The hand-computed day of tests/analytics/intelligence_fixture.py: the new metrics and the
+    confusion matrices agree on the dashboard's API, its snapshot, the weekly report (JSON, and the
+    text report's rows of the two new sections) and the staff API."""
+    from tests.analytics.intelligence_fixture import DAY, EXPECTED, EXPECTED_QUALITY, build_intelligence_day
+    from tests.analytics.intelligence_fixture import NOW as DAY_NOW
+    from tests.analytics.intelligence_fixture import PERIOD as DAY_PERIOD
+
+    settings.TIME_ZONE = "UTC"
+    settings.RESOLUTION_IDLE_MINUTES = 30
+    build_intelligence_day()
+    query = {"start_date": str(DAY_PERIOD.start), "end_date": str(DAY_PERIOD.end)}
+    with time_machine.travel(DAY_NOW, tick=False):
+        dashboard = staff.get("/admin/chat-analytics/api/summary/", query).json()
+        snapshot = staff.get("/admin/chat-analytics/api/", query).json()
+        insights = staff.get("/api/v1/insights/", query).json()
+        listed = {item["key"]: item["value"] for item in staff.get("/api/v1/metrics/", query).json()["metrics"]}
+        outputs = {}
+        for fmt in ("json", "text"):
+            out = StringIO()
+            call_command("generate_chat_weekly_report", "--format", fmt, "--end-date", DAY.isoformat(),
+                         "--no-progress", stdout=out, stderr=StringIO())  # fmt: skip
+            outputs[fmt] = out.getvalue()
+    report = json.loads(outputs["json"])
+    for key, value in EXPECTED.items():
+        assert dashboard["metrics"][key] == snapshot["metrics"][key] == report["metrics"][key] == listed[key] == value
+    assert dashboard["prediction_quality"] == insights["prediction_quality"] == report["prediction_quality"]
+    assert report["prediction_quality"] == EXPECTED_QUALITY
+    for title in ("Conversation intelligence", "How right the AI is"):
+        rows = _text_section(outputs["text"], title)
+        for key in dict(metrics.report_sections())[title]:
+            assert rows[metrics.METRICS[key].label][0] == reports.format_value(key, report["metrics"][key]), key

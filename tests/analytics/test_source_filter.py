@@ -149,3 +149,31 @@ async def test_the_exports_take_source_and_the_sessions_export_shows_it(settings
     assert len(await rows("analytics", "widget")) == 2
     bad = await client.get(f"/admin/chat-analytics/export/sessions/?source={'x' * 40}")
     assert bad.status_code == 400 and bad.json()["parameter"] == "source"
+
+
+@pytest.mark.django_db
+def test_the_sources_breakdown_puts_each_source_beside_the_others(split) -> None:
+    """Each column equals the dashboard filtered to that source, the largest source first."""
+    with time_machine.travel(NOW, tick=False):
+        rows = selectors.breakdowns(PERIOD)["sources"]
+    assert [row["source"] for row in rows] == ["widget", "api"]  # 2 sessions, then 1
+    for row in rows:
+        filtered = _metrics(Filters(source=row["source"]))
+        assert row["metrics"] == {key: filtered[key] for key in row["metrics"]}, row["source"]
+    api = rows[1]
+    assert (api["metrics"]["sessions"], api["metrics"]["messages"]) == (1, 4)
+    with time_machine.travel(NOW, tick=False):
+        only_api = selectors.breakdowns(PERIOD, Filters(source="api"))["sources"]
+        window = Period.between(NOW.replace(day=4, hour=0), NOW.replace(day=5, hour=0))
+        in_window = selectors.breakdowns(window)["sources"]
+    assert [row["source"] for row in only_api] == ["api"]
+    assert [row["source"] for row in in_window] == ["api"]  # the window path counts sessions itself
+    assert in_window[0]["metrics"]["sessions"] == 1
+
+
+@pytest.mark.django_db
+def test_the_dashboard_json_carries_the_sources_breakdown(split, admin_client) -> None:
+    with time_machine.travel(NOW, tick=False):
+        data = admin_client.get(f"/admin/chat-analytics/api/summary/?{WEEK}").json()
+    assert [row["source"] for row in data["sources"]] == ["widget", "api"]
+    assert data["sources"][1]["metrics"]["sessions"] == 1

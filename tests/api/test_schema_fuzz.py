@@ -95,7 +95,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     manage = [sys.executable, "manage.py"]
     subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True)
     created = subprocess.run(
-        [*manage, "api_key", "create", "--name", "fuzz", "--scopes", "read,export", "--quiet"],
+        [*manage, "api_key", "create", "--name", "fuzz", "--scopes", "read,export,import", "--quiet"],
         cwd=ROOT,
         env=env,
         check=True,

@@ -48,6 +48,7 @@ CHARTS = {
     "chart-topics",
     "chart-user-types",
     "chart-issues",
+    "chart-sentiment",
 }
 
 
@@ -167,6 +168,18 @@ def test_staff_signs_in_from_the_admin_index_and_every_chart_renders(page: Any, 
     assert wait_kpi(page, "sessions", f"v === {sessions_started_in_last(7)}")
     # The cards are the registry's, in its order, with its labels (analytics/metrics.py).
     assert shown_cards(page) == [(key, METRICS[key].label) for key in metrics.cards()]
+    # AI CSAT sits beside CSAT and shows its coverage; the three predictions' confusion matrices.
+    assert metrics.cards().index("ai_csat") == metrics.cards().index("csat") + 1
+    coverage = page.locator("[data-testid=kpi-companion-ai_csat]")
+    assert (coverage.text_content() or "").startswith(METRICS["ai_csat_coverage"].label + ": ")
+    predictors = page.locator("#ca-prediction tbody tr[data-predictor]")
+    assert [predictors.nth(i).get_attribute("data-predictor") for i in range(predictors.count())] == [
+        "satisfaction", "resolution", "assumed_rule",
+    ]  # fmt: skip
+    assert page.locator("#ca-trajectory tbody tr[data-metric=recovered_rate]").count() == 1
+    # The sources side by side: one column per source present, the same sessions as the card.
+    assert page.locator("#ca-sources thead th[data-source=widget]").count() == 1
+    assert page.locator("#ca-sources tbody tr[data-metric=ai_csat]").count() == 1
     # Definitions on hover, change arrows coloured by whether a rise is good news.
     sessions_card = page.locator("[data-kpi=sessions]")
     assert sessions_card.get_attribute("title") == METRICS["sessions"].definition
@@ -298,6 +311,18 @@ def test_switching_the_range_changes_the_numbers_and_the_url(page: Any, server: 
     wait_loaded(page)
     assert wait_kpi(page, "sessions", f"v === {clients}") == clients
     assert page.locator("#ca-user-type").input_value() == "client"
+
+    # The source filter narrows the same way, and is kept in the URL and the export links.
+    from_api = sum(
+        1
+        for created, kind, source in ChatSession.objects.values_list("created_at", "user_type", "source")
+        if kind == "client" and source == "api" and start <= timezone.localdate(created) <= today
+    )
+    page.select_option("#ca-source", "api")
+    page.click("#ca-apply")
+    assert wait_kpi(page, "sessions", f"v === {from_api}") == from_api
+    assert "source=api" in page.url
+    assert "source=api" in (page.locator("a[data-export=sessions]").get_attribute("href") or "")
     assert page.errors == []  # type: ignore[attr-defined]
 
 

@@ -23,6 +23,15 @@ always sent with the headers):
     error_event:N            N token chunks, then the vendor's in-stream error event, then end the body
     slow_first:S             headers and preamble at once, S seconds before the first token chunk
     stall:N:S                N token chunks, S seconds' pause, then the rest
+    refusal                  the model declines, in the vendor's real shape: OpenAI streams `delta.refusal`
+                             text, Anthropic ends with `stop_reason: "refusal"`, Gemini `finishReason: SAFETY`
+
+`token_queue` (token lists, first in first out) gives each streamed answer its own text, `tokens` once it is
+empty (a model answering badly, then well). `default_fault` answers requests once `faults` is empty ("ok"
+unless set, e.g. "slow_first:0.2" for a vendor that always takes 200 ms); `max_in_flight` is the most
+requests the server was answering at once.
+Structured-output request fields (OpenAI `response_format`, Gemini `generationConfig.responseJsonSchema`) are
+recorded like the rest of the body; a malformed OpenAI `response_format` gets the real 400.
 
 Bodies are written with `Transfer-Encoding: chunked`, one HTTP chunk per SSE event, so a "cut"
 fault (connection closed without the terminating zero-length chunk) is a protocol error for the
@@ -74,7 +83,7 @@ class RecordedRequest:
 class Fault:
     """A parsed fault spec; see `parse_fault` for the accepted strings."""
 
-    kind: str  # ok | hang | status | cut | malformed | error_event | slow_first | stall
+    kind: str  # ok | hang | status | cut | malformed | error_event | slow_first | stall | refusal
     status: int = 0
     retry_after: str | None = None
     count: int = 0
@@ -86,7 +95,7 @@ def parse_fault(spec: str) -> Fault:
     kind, _, rest = spec.partition(":")
     args = rest.split(":") if rest else []
     try:
-        if kind in {"ok", "hang"} and not args:
+        if kind in {"ok", "hang", "refusal"} and not args:
             return Fault(kind)
         if kind == "status" and 1 <= len(args) <= 2:
             retry_after = None
@@ -183,6 +192,10 @@ class _Protocol:
     def error_event(self) -> bytes:
         raise NotImplementedError
 
+    def refusal(self, ex: _Exchange) -> list[bytes]:
+        """The events of a declined answer, after the preamble, up to the end of the stream."""
+        raise NotImplementedError
+
     def error_body(self, status: int, message: str | None = None) -> dict[str, Any]:
         raise NotImplementedError
 
@@ -208,6 +221,16 @@ class _OpenAI(_Protocol):
     def bad_request(self, target: str, body: Any) -> str | None:
         if not isinstance(body, dict) or body.get("stream") is not True:
             return "the fake vendor only serves stream=true"
+        response_format = body.get("response_format")
+        if response_format is not None:
+            schema = response_format.get("json_schema") if isinstance(response_format, dict) else None
+            kind = response_format.get("type") if isinstance(response_format, dict) else None
+            if kind == "json_schema" and not (
+                isinstance(schema, dict) and schema.get("name") and isinstance(schema.get("schema"), dict)
+            ):
+                return "Missing required parameter: 'response_format.json_schema'."
+            if kind not in {"text", "json_object", "json_schema"}:
+                return f"Invalid value: {kind!r}. Supported values are: 'text', 'json_object', and 'json_schema'."
         return None
 
     def exchange(self, model: str, body: Any, tokens: list[str], usage: tuple[int, int, int]) -> _Exchange:
@@ -266,6 +289,14 @@ class _OpenAI(_Protocol):
     def error_event(self) -> bytes:
         error = {"message": "The server had an error while processing your request.", "type": "server_error"}
         return _sse({"error": {**error, "param": None, "code": None}})
+
+    def refusal(self, ex: _Exchange) -> list[bytes]:
+        pieces = ["I'm sorry,", " I can't", " help with that."]
+        events = [
+            self._chunk(ex, [{"index": 0, "delta": {"refusal": piece}, "logprobs": None, "finish_reason": None}])
+            for piece in pieces
+        ]
+        return events + self.epilogue(ex)
 
     def error_body(self, status: int, message: str | None = None) -> dict[str, Any]:
         kind, code, default = self._errors.get(
@@ -348,6 +379,14 @@ class _Anthropic(_Protocol):
     def error_event(self) -> bytes:
         return _sse({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}, "error")
 
+    def refusal(self, ex: _Exchange) -> list[bytes]:
+        delta = {"stop_reason": "refusal", "stop_sequence": None}
+        return [
+            _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+            _sse({"type": "message_delta", "delta": delta, "usage": {"output_tokens": 2}}, "message_delta"),
+            _sse({"type": "message_stop"}, "message_stop"),
+        ]
+
     def error_body(self, status: int, message: str | None = None) -> dict[str, Any]:
         kind, default = self._errors.get(status, ("api_error" if status >= 500 else "invalid_request_error", "Error."))
         return {
@@ -414,6 +453,15 @@ class _Gemini(_Protocol):
     def error_event(self) -> bytes:
         return _sse(self.error_body(503))
 
+    def refusal(self, ex: _Exchange) -> list[bytes]:
+        ratings = [
+            {"category": "HARM_CATEGORY_HARASSMENT", "probability": "HIGH", "blocked": True},
+            {"category": "HARM_CATEGORY_HATE_SPEECH", "probability": "NEGLIGIBLE"},
+        ]
+        candidate = {"finishReason": "SAFETY", "index": 0, "safetyRatings": ratings}
+        usage = {"promptTokenCount": ex.usage[0], "totalTokenCount": ex.usage[0]}
+        return [_sse({"candidates": [candidate], "usageMetadata": usage, "modelVersion": ex.model})]
+
     def error_body(self, status: int, message: str | None = None) -> dict[str, Any]:
         kind, default = self._errors.get(status, ("INTERNAL" if status >= 500 else "FAILED_PRECONDITION", "Error."))
         return {"error": {"code": status, "message": message or default, "status": kind}}
@@ -457,6 +505,10 @@ class FakeVendor:
         self.token_interval_s = token_interval_s
         self.usage = usage
         self.faults: list[str] = []
+        self.default_fault = "ok"
+        self.token_queue: list[list[str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.requests: list[RecordedRequest] = []
         self.chunk_sent_at: list[list[float]] = []
         self.server_errors: list[BaseException] = []  # handler crashes: a test can assert this stays empty
@@ -588,7 +640,7 @@ class FakeVendor:
         except ValueError:
             body_json = None
         model = protocol.route(request.method, request.target)
-        spec = "" if model is None else (self.faults.pop(0) if self.faults else "ok")
+        spec = "" if model is None else (self.faults.pop(0) if self.faults else self.default_fault)
         sent_at: list[float] = []
         with self._recorded:
             self.requests.append(
@@ -617,6 +669,26 @@ class FakeVendor:
             self.server_errors.append(exc)
             await self._send_json(writer, 500, protocol.error_body(500, f"fake vendor: {exc}"))
             return keep_alive
+        self.in_flight += 1  # one event loop thread: no lock needed
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            return await self._answer(request, reader, writer, fault, model, body_json, sent_at, keep_alive)
+        finally:
+            self.in_flight -= 1
+
+    async def _answer(
+        self,
+        request: _Request,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        fault: Fault,
+        model: str,
+        body_json: Any,
+        sent_at: list[float],
+        keep_alive: bool,
+    ) -> bool:
+        """Answer a routed request as `fault` says; False when the connection must close afterwards."""
+        protocol = self._protocol
         if fault.kind == "hang":
             while await reader.read(65536):
                 pass  # until the client gives up (its timeout) or stop() cancels us
@@ -630,9 +702,10 @@ class FakeVendor:
         if problem is not None:
             await self._send_json(writer, 400, protocol.error_body(400, problem))
             return keep_alive
-        output = self.usage[1] or len(self.tokens)
+        tokens = self.token_queue.pop(0) if self.token_queue else self.tokens
+        output = self.usage[1] or len(tokens)
         usage = (self.usage[0], output, self.usage[2])
-        exchange = protocol.exchange(model, body_json, self.tokens, usage)
+        exchange = protocol.exchange(model, body_json, tokens, usage)
         return await self._stream(writer, exchange, fault, sent_at) and keep_alive
 
     def _base_headers(self) -> list[tuple[str, str]]:
@@ -690,6 +763,12 @@ class FakeVendor:
             await send(event)
         if fault.kind == "slow_first":
             await asyncio.sleep(fault.seconds)
+        if fault.kind == "refusal":
+            for event in self._protocol.refusal(ex):
+                await send(event)
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            return True
         stop_after = fault.count if fault.kind in {"cut", "malformed", "error_event"} else None
         for index, text in enumerate(ex.tokens):
             if index == stop_after:

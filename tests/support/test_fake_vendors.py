@@ -541,3 +541,51 @@ async def test_bad_fault_spec_answers_500_and_is_reported() -> None:
             await drive("anthropic", server.base_url, Reply())
 
     assert [type(error) for error in server.server_errors] == [ValueError]
+
+
+# -- refusal, default fault, in-flight count -------------------------------------------------------
+
+
+@vendors
+async def test_refusal_arrives_in_each_vendors_shape(serve, vendor: str) -> None:
+    server = serve(vendor, "refusal")
+    async with sdk_client(vendor, server.base_url) as client:
+        if vendor == "openai":
+            stream = await client.chat.completions.create(model="gpt-test", messages=MESSAGES, stream=True)
+            refusal = "".join([c.choices[0].delta.refusal or "" async for c in stream if c.choices])
+            assert refusal == "I'm sorry, I can't help with that."
+        elif vendor == "anthropic":
+            stream = await client.messages.create(model="claude-test", max_tokens=64, messages=MESSAGES, stream=True)
+            reasons = [e.delta.stop_reason async for e in stream if e.type == "message_delta"]
+            assert reasons == ["refusal"]
+        else:
+            stream = await client.models.generate_content_stream(model="gemini-test", contents="Say hello.")
+            chunks = [chunk async for chunk in stream]
+            assert chunks[-1].candidates[0].finish_reason == genai_types.FinishReason.SAFETY
+
+
+async def test_default_fault_answers_once_the_queue_is_empty_and_in_flight_is_counted(serve) -> None:
+    server = serve("openai")
+    server.default_fault = "slow_first:0.2"
+    replies = await asyncio.gather(*(drive("openai", server.base_url, Reply()) for _ in range(4)))
+    assert all("".join(reply.pieces) == "".join(DEFAULT_TOKENS) for reply in replies)
+    assert [request.fault for request in server.requests] == ["slow_first:0.2"] * 4
+    assert server.max_in_flight == 4 and server.in_flight == 0
+
+
+async def test_a_malformed_response_format_gets_openais_400(serve) -> None:
+    server = serve("openai")
+    async with sdk_client("openai", server.base_url) as client:
+        with pytest.raises(openai.BadRequestError):
+            await client.chat.completions.create(
+                model="gpt-test", messages=MESSAGES, stream=True, response_format={"type": "json_schema"}
+            )
+
+
+async def test_token_queue_gives_each_answer_its_own_text_then_tokens(serve) -> None:
+    server = serve("openai", "status:503", "ok", "ok")
+    server.token_queue.append(["first"])
+    with pytest.raises(openai.InternalServerError):
+        await drive("openai", server.base_url, Reply())  # a status answer takes nothing from the queue
+    assert "".join((await drive("openai", server.base_url, Reply())).pieces) == "first"
+    assert "".join((await drive("openai", server.base_url, Reply())).pieces) == "".join(DEFAULT_TOKENS)

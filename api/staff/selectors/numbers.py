@@ -96,7 +96,8 @@ def metric_list(period: Period, filters: Filters, *, now: datetime | None = None
 
 # --- /insights/ -------------------------------------------------------------------------------
 def insights(period: Period, filters: Filters, *, now: datetime | None = None) -> dict[str, Any]:
-    """The overview of a period, the 24-hour trend, a week of feedback, recent feedback, busiest conversations."""
+    """The overview of a period, the 24-hour trend, a week of feedback, recent feedback, busiest
+    conversations, and how right the AI is (`metrics.prediction_quality`, as the dashboard and report)."""
     now = now or timezone.now()
     values = selectors.summary(period, filters)["metrics"]
     day = Period.last_hours(24, now)
@@ -144,6 +145,7 @@ def insights(period: Period, filters: Filters, *, now: datetime | None = None) -
             }
             for row in tables["most_active"]
         ],
+        "prediction_quality": metrics.prediction_quality(selectors.period_totals(period, filters)),
     }
 
 

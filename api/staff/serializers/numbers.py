@@ -6,7 +6,7 @@ from typing import get_args
 
 from rest_framework import serializers
 
-from analytics.metrics import Direction, Unit
+from analytics.metrics import PREDICTORS, Direction, Unit
 from api.staff.serializers.common import FiltersSerializer, PeriodSerializer, number
 
 DIRECTIONS = list(get_args(Direction))
@@ -93,6 +93,26 @@ class ActiveConversationSerializer(serializers.Serializer):
     started_at = serializers.DateTimeField()
 
 
+class PredictionQualitySerializer(serializers.Serializer):
+    """How right one of Parley's predictions is where the visitor answered (positive = satisfied / resolved)."""
+
+    predictor = serializers.ChoiceField(
+        choices=list(PREDICTORS),
+        help_text="`satisfaction` (predicted 4-5 vs rated 4-5), `resolution` (predicted resolved vs the visitor's "
+        "answer), `assumed_rule` (the assumed-resolution rule vs the visitor's answer).",
+    )
+    label = serializers.CharField()
+    tp = serializers.IntegerField(help_text="Predicted positive, visitor said positive.")
+    fp = serializers.IntegerField(help_text="Predicted positive, visitor said negative.")
+    fn = serializers.IntegerField(help_text="Predicted negative, visitor said positive.")
+    tn = serializers.IntegerField(help_text="Predicted negative, visitor said negative.")
+    n = serializers.IntegerField(help_text="Sample size: tp + fp + fn + tn.")
+    accuracy = number("% right (`<predictor>_accuracy`); null when n is 0.")
+    precision = number("% of positive predictions that were right; null when none was positive.")
+    recall = number("% of actual positives found; null when there was none.")
+    f1 = number("Harmonic mean of precision and recall, %; null when either is null.")
+
+
 class InsightsSerializer(serializers.Serializer):
     """/insights/."""
 
@@ -103,6 +123,9 @@ class InsightsSerializer(serializers.Serializer):
     daily_feedback = DailyFeedbackSerializer(many=True)
     recent_feedback = RecentFeedbackSerializer(many=True)
     most_active_conversations = ActiveConversationSerializer(many=True)
+    prediction_quality = PredictionQualitySerializer(
+        many=True, help_text="Per predictor, its confusion matrix and scores over the period (the dashboard's table)."
+    )
 
 
 # --- /usage/ ----------------------------------------------------------------------------------

@@ -52,7 +52,9 @@ class MetricsView(StaffView):
         summary="Feedback and conversation insights",
         description="The period's overview (AI messages, feedback, satisfaction and engagement rates, messages per "
         "conversation), the last 24 hours against the 24 before, the last 7 days of feedback, the 20 latest "
-        "feedback items and the 5 conversations with the most messages.",
+        "feedback items, the 5 conversations with the most messages, and how right the AI is: per predictor "
+        "(predicted satisfaction, predicted resolution, the assumed-resolution rule) its confusion matrix against "
+        "what visitors answered, with accuracy, precision, recall, F1 and the sample size.",
         parameters=[*schema.PERIOD, schema.SOURCE, *schema.HEADERS],
         responses=schema.responses(InsightsSerializer),
         tags=["staff: analytics"],

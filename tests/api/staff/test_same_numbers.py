@@ -188,3 +188,21 @@ async def test_an_export_refuses_a_bad_parameter_with_json_naming_it(make_key) -
         response = await client.get(f"/api/v1/exports/{path}/", query, **bearer(key))
         assert response.status_code == 400
         assert response.json() == {**response.json(), "code": "invalid_parameter", "parameter": parameter}
+
+
+@pytest.mark.parametrize("query", [{}, {"source": "api"}])
+def test_insights_prediction_quality_equals_the_dashboard_and_the_report(
+    api: Client, staff: Client, week, query
+) -> None:
+    """The week's checks of the assumed rule (S1: rated resolved, and the rule says resolved → tp;
+    no analysis, so no satisfaction or resolution check) read the same through every surface."""
+    move_to_source(week.sessions["S1"], "api")
+    insights = _api(api, "insights/", **WEEK, **query)["prediction_quality"]
+    dashboard = _dashboard(staff, "api/summary/", **WEEK, **query)["prediction_quality"]
+    flags = [f"--{name}={value}" for name, value in query.items()]
+    report = _report(NOW, str(PERIOD.end), *flags)["prediction_quality"]
+    assert insights == dashboard == report
+    rule = {row["predictor"]: row for row in insights}["assumed_rule"]
+    assert (rule["tp"], rule["fp"], rule["fn"], rule["tn"], rule["n"]) == (1, 0, 0, 0, 1)
+    assert (rule["accuracy"], rule["precision"], rule["recall"], rule["f1"]) == (100.0, 100.0, 100.0, 100.0)
+    assert {row["predictor"]: row["n"] for row in insights} == {"satisfaction": 0, "resolution": 0, "assumed_rule": 1}
