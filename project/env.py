@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import math
 import os
+import re
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -119,6 +120,25 @@ def ip_networks(name: str, default: list[str]) -> list[str]:
             ipaddress.ip_network(item, strict=False)
         except ValueError:
             raise ImproperlyConfigured(f"{name} must list IP addresses or CIDR networks, got {item!r}") from None
+    return items
+
+
+def text_patterns(name: str, default: list[str]) -> list[str]:
+    """Text patterns, one per line (a literal backslash-n separates them in a one-line value).
+
+    A pattern starting with `re:` is a regular expression (checked here, so a typo stops the
+    start-up with its name); any other is a plain case-insensitive substring.
+    """
+    value = raw(name)
+    if value is None:
+        return list(default)
+    items = [item.strip() for item in value.replace("\\n", "\n").split("\n") if item.strip()]
+    for item in items:
+        if item.startswith("re:"):
+            try:
+                re.compile(item[3:])
+            except re.error as error:
+                raise ImproperlyConfigured(f"{name}: bad regular expression {item[:80]!r}: {error}") from None
     return items
 
 

@@ -8,7 +8,6 @@ and the offline local assistant.
 
 from __future__ import annotations
 
-import re
 import warnings
 import zoneinfo
 
@@ -551,7 +550,6 @@ if ALERTS_SITE_URL and not _parse_origin(ALERTS_SITE_URL):
     raise ImproperlyConfigured(f"ALERTS_SITE_URL: not an address like https://host[:port]: {ALERTS_SITE_URL[:80]}")
 
 # --- Conversation analysis (analytics/intelligence/; docs/intelligence.md) ---------------------
-# (analysis helper: settings here)
 # Analyse each live session once it closes: auto = only when a cloud provider (a non-local
 # provider with its key) is in AI_PROVIDERS; true/false force it.
 ANALYSIS_ON_CLOSE = env.choice("ANALYSIS_ON_CLOSE", "auto", ("auto", "true", "false"))
@@ -563,24 +561,11 @@ ANALYSIS_TIMEOUT_S = env.decimal("ANALYSIS_TIMEOUT_S", 60.0, minimum=1.0, maximu
 ANALYSIS_MAX_CHARS = env.integer("ANALYSIS_MAX_CHARS", 12_000, minimum=500, maximum=200_000)
 
 # --- Conversation import (analytics/imports/; docs/import.md) ----------------------------------
-# (imports helper: settings here)
 # Company messages whose text matches one of these (case-insensitive; a `re:` prefix makes the
 # rest a regular expression, anything else is a plain substring) are automated replies: dropped
 # before the metrics and counted in the import's summary. PowerPulse's USSD hint `*977#` by default.
-# One pattern per line; in a one-line value a literal backslash-n separates them.
-IMPORT_AUTORESPONSE_PATTERNS = [
-    item.strip()
-    for item in env.string("IMPORT_AUTORESPONSE_PATTERNS", "*977#").replace("\\n", "\n").split("\n")
-    if item.strip()
-]
-for _pattern in IMPORT_AUTORESPONSE_PATTERNS:
-    if _pattern.startswith("re:"):
-        try:
-            re.compile(_pattern[3:])
-        except re.error as _error:
-            raise ImproperlyConfigured(
-                f"IMPORT_AUTORESPONSE_PATTERNS: bad regular expression {_pattern[:80]!r}: {_error}"
-            ) from None
+# One pattern per line; in a one-line value a literal backslash-n separates them (project/env.py).
+IMPORT_AUTORESPONSE_PATTERNS = env.text_patterns("IMPORT_AUTORESPONSE_PATTERNS", ["*977#"])
 # Hours of silence that end a conversation inside one fb-grouped chat id (one customer's whole thread).
 IMPORT_CONVERSATION_GAP_HOURS = env.decimal("IMPORT_CONVERSATION_GAP_HOURS", 24.0, minimum=0.01, maximum=24.0 * 365)
 # Largest file the upload page and POST /api/v1/imports/ accept, in bytes (the command has no limit).

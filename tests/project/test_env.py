@@ -529,3 +529,15 @@ def test_system_prompt_file_wins_and_a_missing_one_is_a_clear_error(tmp_path: Pa
     assert json.loads(result.stdout)["SYSTEM_PROMPT"] == "Answer like a pirate."
     missing = run_settings(ASSISTANT_SYSTEM_PROMPT_FILE=str(tmp_path / "nope.txt"))
     assert missing.returncode != 0 and "ASSISTANT_SYSTEM_PROMPT_FILE cannot be read" in missing.stderr
+
+
+def test_text_patterns_are_one_per_line_or_backslash_n_separated(setvar: SetVar) -> None:
+    assert env.text_patterns(VAR, ["*977#"]) == ["*977#"]  # unset: the default
+    setvar("*977#\\nre:^Auto(matic)? reply\n  \nthanks for contacting")
+    assert env.text_patterns(VAR, []) == ["*977#", "re:^Auto(matic)? reply", "thanks for contacting"]
+
+
+def test_text_patterns_refuse_a_bad_regular_expression_naming_the_variable(setvar: SetVar) -> None:
+    setvar("*977#\\nre:(unclosed")
+    with refused("bad regular expression"):
+        env.text_patterns(VAR, [])
