@@ -16,9 +16,11 @@ from analytics.metrics.formulas import (
     precision,
     recall,
 )
-from analytics.metrics.metric import SECTIONS, Formula, Metric
+from analytics.metrics.metric import Formula, Metric, Section
 from analytics.metrics.totals import Totals
 
+#: The report section and registry group of these metrics (one of `metric.SECTIONS`).
+SECTION: Section = "How right the AI is"
 #: Each predictor checked against the visitor's answer: its name on every surface, and what it compares.
 PREDICTOR_LABELS: dict[str, str] = {
     "satisfaction": "Predicted satisfaction",
@@ -68,5 +70,5 @@ def accuracy_metrics() -> list[Metric]:
         for score, (word, unit, definition) in texts.items():
             better = None if score == "checked" else True
             key, title = f"{predictor}_{score}", f"{name}: {word}"
-            out.append(Metric(key, title, unit, definition, better, formula=formulas[score], section=SECTIONS[5]))
+            out.append(Metric(key, title, unit, definition, better, formula=formulas[score], section=SECTION))
     return out
